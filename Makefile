@@ -1,0 +1,46 @@
+# gridcast — two commands for a newcomer: `make run` and `make test`.
+# Everything else here is what those two are made of.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp-install
+OUT ?= out
+
+.PHONY: run test install system-deps services-up services-down demo-data clean help
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install gridcast (idempotent; fast the second time)
+
+system-deps: ## Debian packages the tests need (redis-server, chromium, podman, ...), installed when missing
+	@bash scripts/system-deps.sh
+
+services-up: system-deps ## start real Redis and Kafka on 127.0.0.1 if they are not running
+	@bash scripts/redis.sh up
+	@bash scripts/kafka.sh up
+
+services-down: ## stop Redis and Kafka started by the scripts
+	-@bash scripts/kafka.sh down
+	-@bash scripts/redis.sh down
+
+demo-data: install ## generate, check and plot synthetic demo data under $(OUT)/
+	$(BIN)/gridcast data sample --out $(OUT)/sample.parquet --days 730 --regions 2
+	$(BIN)/gridcast data check $(OUT)/sample.parquet --report $(OUT)/quality.json --clean-out $(OUT)/clean.parquet
+	$(BIN)/gridcast data plot $(OUT)/clean.parquet --out $(OUT)/plots
+	@echo "Outputs: $(OUT)/sample.parquet (raw), $(OUT)/clean.parquet (cleaned), $(OUT)/quality.json (report), $(OUT)/plots/ (PNGs)"
+
+run: demo-data ## the demo: data pipeline (later: train quick models, serve with UI on :3000)
+
+test: install services-up ## run the whole suite against real Redis and Kafka
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""gridcast load_tests package."""

@@ -1,0 +1,1 @@
+"""Data layer: synthetic generator, import, quality checks, plots."""

@@ -1,0 +1,133 @@
+"""The one typed, frozen settings object of a gridcast process.
+
+Every tunable lives here, once: ports, topics, TTLs, quality bounds, model windows.
+Values come from ``GRIDCAST_*`` environment variables (or a ``.env`` file), so the
+same code runs embedded (no Kafka, no Redis) and in a full deployment.
+
+Pass the object explicitly (``*, settings``); call :func:`get_settings` only at a
+process's edge (CLI entry, service ``__init__``, bridge start-up).
+
+Example:
+    >>> s = Settings(country="DE")
+    >>> s.country, s.port
+    ('DE', 3000)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All gridcast settings. Environment variable = ``GRIDCAST_`` + field name upper-cased."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDCAST_", env_file=".env", frozen=True, extra="ignore"
+    )
+
+    # ---- data -----------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"), description="Where `make run` writes generated and cleaned data."
+    )
+    country: str = Field(
+        "VN", description="ISO country code whose public holidays feed the features."
+    )
+    region_timezone: str = Field(
+        "Asia/Ho_Chi_Minh",
+        description="Local time zone of the demo region (labels in the UI, holiday dates).",
+    )
+
+    # ---- data quality -----------------------------------------------------------
+    load_min_mw: float = Field(0.0, description="Physical lower bound for load (MW).")
+    load_max_mw: float = Field(1.0e6, description="Physical upper bound for load (MW).")
+    temperature_min_c: float = Field(-60.0, description="Lower bound for temperature (°C).")
+    temperature_max_c: float = Field(60.0, description="Upper bound for temperature (°C).")
+    humidity_min_pct: float = Field(0.0, description="Lower bound for relative humidity (%).")
+    humidity_max_pct: float = Field(100.0, description="Upper bound for relative humidity (%).")
+    wind_max_ms: float = Field(75.0, description="Upper bound for wind speed (m/s).")
+    pressure_min_hpa: float = Field(870.0, description="Lower bound for pressure (hPa).")
+    pressure_max_hpa: float = Field(1085.0, description="Upper bound for pressure (hPa).")
+    max_interpolate_steps: int = Field(
+        3, ge=0, description="Gaps up to this many steps are interpolated; longer stay NaN and flagged."
+    )
+    flatline_min_steps: int = Field(
+        6, ge=2, description="This many identical consecutive load values count as a flatline."
+    )
+    spike_z: float = Field(
+        6.0, gt=0, description="Robust z-score (vs the same hour on neighbouring days) that flags a spike."
+    )
+    min_history_days: int = Field(
+        14, ge=1, description="Fewer clean days than this and `data check` says the data cannot be used."
+    )
+    max_missing_fraction: float = Field(
+        0.2, ge=0, le=1, description="More missing load than this fraction and the data cannot be used."
+    )
+
+    # ---- models -------------------------------------------------------------------
+    sarimax_window_weeks: int = Field(
+        8, ge=2, description="SARIMAX fits on this trailing window (weeks, not years: memory)."
+    )
+    lstm_input_days: int = Field(7, ge=1, description="LSTM look-back window, in days.")
+    lstm_horizon_steps: int = Field(
+        168, ge=24, description="LSTM direct multi-horizon output length (steps)."
+    )
+    lstm_epochs: int = Field(30, ge=1, description="LSTM maximum epochs (early stopping applies).")
+    seed: int = Field(42, description="Seed for generators, model initialisation and noise.")
+    levels: tuple[int, ...] = Field(
+        (80, 95), description="Default prediction-interval levels (%)."
+    )
+    max_horizon: int = Field(168, ge=1, description="Largest horizon (steps) a request may ask for.")
+
+    # ---- service -------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface the service binds to.")
+    port: int = Field(3000, description="HTTP port of the Bento service.")
+    batching: bool = Field(
+        True, description="Adaptive batching of the model call on (True) or off (benchmarks)."
+    )
+    max_batch_size: int = Field(64, ge=1, description="Adaptive batching: largest batch.")
+    max_latency_ms: int = Field(
+        1000, ge=1, description="Adaptive batching: latency budget; requests past it get 503."
+    )
+    max_batch_requests: int = Field(
+        64, ge=1, description="Largest list accepted by POST /forecast_batch."
+    )
+    max_history_points: int = Field(
+        24 * 7 * 8, ge=1, description="Largest `history` list accepted in one request."
+    )
+    cache_ttl_s: int = Field(
+        3600, ge=1, description="Upper bound on a cached forecast's life (seconds); capped at the next data point."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL for state + cache; unset = in-process (embedded default)."
+    )
+    api_key: str | None = Field(None, description="If set, admin endpoints require this key.")
+    cors_origins: tuple[str, ...] = Field((), description="Allowed CORS origins; empty = CORS closed.")
+    service_url: str = Field(
+        "http://127.0.0.1:3000", description="Where the bridge and the stand-alone UI reach the service."
+    )
+
+    # ---- streaming --------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    topic_observations: str = Field("gridcast.observations", description="Observations topic.")
+    topic_requests: str = Field("gridcast.forecast-requests", description="Forecast-request topic.")
+    topic_forecasts: str = Field("gridcast.forecasts", description="Published forecasts topic.")
+    topic_dead_letter: str = Field("gridcast.dead-letter", description="Dead-letter topic.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions per topic when created.")
+    consumer_group: str = Field("gridcast-bridge", description="Bridge consumer group id.")
+    forecast_via: str = Field(
+        "inprocess", description="How the bridge computes forecasts: 'inprocess' (same core) or 'http'."
+    )
+    stream_horizon: int = Field(24, ge=1, description="Horizon of forecasts the bridge publishes.")
+    max_future_s: int = Field(
+        2 * 24 * 3600, ge=0, description="Observations further than this in the future are dead-lettered."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""gridcast ui package."""
