@@ -19,7 +19,8 @@ from training.errors import GridcastError, UserInputError
 #: modules that add subcommands, in help order
 COMMAND_MODULES = (
     "training.data_cli",  # data sample|import|check|plot
-    "training.train_cli",  # train, backtest
+    "training.train_cli",  # train
+    "training.backtest_cli",  # backtest
     "training.collect.cli",  # collect
     "service.cli",  # serve
     "streaming.cli",  # stream, replay
