@@ -18,6 +18,7 @@ from training.errors import GridcastError, UserInputError
 
 #: modules that add subcommands, in help order
 COMMAND_MODULES = (
+    "training.settings_cli",  # settings
     "training.data_cli",  # data sample|import|check|plot
     "training.train_cli",  # train
     "training.backtest_cli",  # backtest
