@@ -18,7 +18,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -124,6 +124,63 @@ class Settings(BaseSettings):
     stream_horizon: int = Field(24, ge=1, description="Horizon of forecasts the bridge publishes.")
     max_future_s: int = Field(
         2 * 24 * 3600, ge=0, description="Observations further than this in the future are dead-lettered."
+    )
+
+    # ---- collect (real data: Open-Meteo, ENTSO-E, EIA) ----------------------------
+    collect_dir: Path = Field(
+        Path("data/collect"),
+        description="Incremental store of fetched raw series (what is already fetched is not fetched again).",
+    )
+    entsoe_api_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("GRIDCAST_ENTSOE_API_TOKEN", "ENTSOE_API_TOKEN"),
+        description="ENTSO-E Transparency Platform security token (env ENTSOE_API_TOKEN or GRIDCAST_ENTSOE_API_TOKEN).",
+    )
+    eia_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("GRIDCAST_EIA_API_KEY", "EIA_API_KEY"),
+        description="U.S. EIA open-data API key (env EIA_API_KEY or GRIDCAST_EIA_API_KEY).",
+    )
+    entsoe_url: str = Field("https://web-api.tp.entsoe.eu/api", description="ENTSO-E RESTful API endpoint.")
+    eia_url: str = Field(
+        "https://api.eia.gov/v2/electricity/rto/region-data/data/",
+        description="EIA API v2 hourly grid monitor (EIA-930) region-data endpoint.",
+    )
+    openmeteo_archive_url: str = Field(
+        "https://archive-api.open-meteo.com/v1/archive", description="Open-Meteo historical weather endpoint."
+    )
+    openmeteo_forecast_url: str = Field(
+        "https://api.open-meteo.com/v1/forecast", description="Open-Meteo weather forecast endpoint."
+    )
+    openmeteo_archive_lag_days: int = Field(
+        5, ge=0, description="Days the archive lags real time; more recent weather comes from the forecast API."
+    )
+    collect_timeout_s: float = Field(30.0, gt=0, description="Timeout of one HTTP request to a data source (s).")
+    collect_max_retries: int = Field(
+        4, ge=0, description="Retries after a 429/5xx/network error before the collector gives up."
+    )
+    collect_backoff_s: float = Field(
+        1.0, ge=0, description="First retry delay (s); doubles per attempt, with full jitter, unless Retry-After says more."
+    )
+    collect_backoff_max_s: float = Field(60.0, ge=0, description="Cap on one retry delay (s).")
+    collect_rate_per_s: float = Field(
+        2.0, gt=0, description="Request rate limit per source (requests/s); ENTSO-E allows 400/min."
+    )
+    entsoe_chunk_days: int = Field(
+        365, ge=1, le=366, description="Days per ENTSO-E request (the API serves at most one year per call)."
+    )
+    eia_page_length: int = Field(5000, ge=1, le=5000, description="Rows per EIA API page (the API maximum is 5000).")
+    collect_settle_hours: int = Field(
+        48,
+        ge=0,
+        description="Data this recent is never marked complete: operators publish late and revise, so it is fetched again.",
+    )
+    collect_watch_every_s: int = Field(
+        900, ge=10, description="Default polling interval of `gridcast collect watch` (s)."
+    )
+    forecast_weather_path: Path = Field(
+        Path("data/forecast_weather.parquet"),
+        description="Where `gridcast collect weather-forecast/watch` write the weather forecast (future covariates).",
     )
 
 
