@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis URL for state + cache; unset = in-process (embedded default)."
     )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body the service reads (bytes); larger gets 413."
+    )
     api_key: str | None = Field(None, description="If set, admin endpoints require this key.")
     cors_origins: tuple[str, ...] = Field((), description="Allowed CORS origins; empty = CORS closed.")
     service_url: str = Field(
