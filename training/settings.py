@@ -128,6 +128,31 @@ class Settings(BaseSettings):
     max_future_s: int = Field(
         2 * 24 * 3600, ge=0, description="Observations further than this in the future are dead-lettered."
     )
+    redis_key_prefix: str = Field(
+        "gridcast", description="Prefix of every Redis key (state and cache); lets deployments share a Redis."
+    )
+    state_max_points: int = Field(
+        24 * 7 * 10, ge=24, description="Observations kept per region in the state store (older ones are trimmed)."
+    )
+    redis_timeout_s: float = Field(
+        1.0, gt=0, description="Redis connect/read timeout (s); a cache slower than this counts as down."
+    )
+    redis_retry_s: float = Field(
+        2.0, ge=0, description="After a Redis failure the cache is skipped (a miss) for this long before retrying (s)."
+    )
+    stream_max_records: int = Field(
+        5000, ge=1, description="Bridge: most messages taken from Kafka in one batch (getmany)."
+    )
+    stream_poll_ms: int = Field(200, ge=1, description="Bridge: longest wait for a batch from Kafka (ms).")
+    stream_backoff_max_s: float = Field(
+        10.0, gt=0, description="Bridge: longest retry delay when Kafka, Redis or the service is down (s)."
+    )
+    stream_metrics_every_s: float = Field(
+        10.0, gt=0, description="Bridge: how often the consumed/processed/dead-lettered/lag line is logged (s)."
+    )
+    stream_metrics_port: int | None = Field(
+        None, description="Bridge: serve Prometheus metrics on this port (unset = log only)."
+    )
 
     # ---- collect (real data: Open-Meteo, ENTSO-E, EIA) ----------------------------
     collect_dir: Path = Field(

@@ -1,0 +1,204 @@
+"""The forecast cache: answers the same forecast twice without a model call.
+
+A cache is an optimisation, never a dependency: when Redis is down the cache logs,
+counts the failure, behaves as a miss (``get``) or a no-op (``set``) and tries Redis
+again after ``settings.redis_retry_s`` — it never raises into a request.
+
+Keys are logical strings (:func:`cache_key`, :func:`latest_forecast_key`); the Redis
+cache stores each under ``{settings.redis_key_prefix}:cache:{key}`` as JSON, so
+
+    redis-cli GET gridcast:cache:latest:region-1
+
+shows the newest forecast the bridge published for ``region-1``.
+
+Example:
+    >>> cache = InMemoryTTLCache()
+    >>> key = cache_key("north", "lstm", "abc", "2024-01-01T00:00:00+00:00", 24, (80, 95))
+    >>> key
+    'fc:north:lstm:abc:2024-01-01T00:00:00+00:00:24:80,95'
+    >>> cache.set(key, {"points": []}, ttl_s=60)
+    >>> cache.get(key)
+    {'points': []}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import pandas as pd
+
+from training.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ForecastCache(Protocol):
+    def get(self, key: str) -> dict | None: ...
+
+    def set(self, key: str, value: dict, ttl_s: int) -> None: ...
+
+
+def cache_key(
+    region: str, model: str, version: str, origin: str | pd.Timestamp, horizon: int, level: Sequence[int]
+) -> str:
+    """The key of one forecast: everything that changes the answer is in it.
+
+    ``origin`` is the last observed timestamp the forecast starts after (ISO string or
+    a Timestamp, normalised to UTC ISO); ``version`` the served model's tag, so a newly
+    promoted model never answers from its predecessor's cache.
+    """
+    if isinstance(origin, pd.Timestamp):
+        origin = (origin.tz_localize("UTC") if origin.tzinfo is None else origin.tz_convert("UTC")).isoformat()
+    levels = ",".join(str(int(x)) for x in sorted(level))
+    return f"fc:{region}:{model}:{version}:{origin}:{int(horizon)}:{levels}"
+
+
+def latest_forecast_key(region: str) -> str:
+    """Where the bridge keeps the newest forecast it published for ``region``."""
+    return f"latest:{region}"
+
+
+class InMemoryTTLCache:
+    """A bounded, thread-safe LRU with per-entry expiry (embedded default, tests)."""
+
+    def __init__(self, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._data: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            expires, value = item
+            if expires <= self._clock():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: dict, ttl_s: int) -> None:
+        if ttl_s <= 0:
+            return
+        with self._lock:
+            self._data[key] = (self._clock() + ttl_s, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+
+class RedisForecastCache:
+    """Redis-backed cache that degrades to a miss when Redis is away.
+
+    After a failure it does not touch Redis for ``retry_s`` seconds (so a dead Redis
+    costs one timeout, not one per request), then tries again; redis-py's pool
+    reconnects by itself. ``errors`` counts the failures (tests, ``/metrics``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "gridcast",
+        timeout_s: float = 1.0,
+        retry_s: float = 2.0,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        import redis
+
+        self._redis_errors = (redis.RedisError, OSError)
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self.prefix = f"{prefix}:cache:"
+        self.retry_s = retry_s
+        self.errors = 0
+        self._on_error = on_error
+        self._down_until = 0.0
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, op: str, exc: BaseException) -> None:
+        self.errors += 1
+        self._down_until = time.monotonic() + self.retry_s
+        logger.warning("forecast cache: Redis %s failed (%s); treating as a miss for %.1fs", op, type(exc).__name__, self.retry_s)
+        if self._on_error is not None:
+            self._on_error(op)
+
+    def get(self, key: str) -> dict | None:
+        if not self._available():
+            return None
+        try:
+            raw = self.client.get(self.prefix + key)
+        except self._redis_errors as exc:
+            self._failed("get", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:  # written by something else: a miss, not an error for the client
+            logger.warning("forecast cache: undecodable value under %s ignored", key)
+            return None
+
+    def set(self, key: str, value: dict, ttl_s: int) -> None:
+        if ttl_s <= 0 or not self._available():
+            return
+        try:
+            self.client.set(self.prefix + key, json.dumps(value, default=str, separators=(",", ":")), ex=int(ttl_s))
+        except self._redis_errors as exc:
+            self._failed("set", exc)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AsyncRedisForecastCache:
+    """The bridge's asyncio writer for the same keys.
+
+    Unlike the service's cache it raises on failure: for the bridge the cached forecast
+    is an output it must deliver before committing the Kafka offset.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "gridcast", timeout_s: float = 1.0) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self.prefix = f"{prefix}:cache:"
+
+    async def get(self, key: str) -> dict | None:
+        raw = await self.client.get(self.prefix + key)
+        return None if raw is None else json.loads(raw)
+
+    async def set_many(self, items: Sequence[tuple[str, dict, int]]) -> None:
+        """Write ``(key, value, ttl_s)`` items in one pipelined round trip."""
+        if not items:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value, ttl_s in items:
+                pipe.set(self.prefix + key, json.dumps(value, default=str, separators=(",", ":")), ex=max(1, int(ttl_s)))
+            await pipe.execute()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def make_cache(settings: Settings, *, on_error: Callable[[str], None] | None = None) -> InMemoryTTLCache | RedisForecastCache:
+    """Redis when ``settings.redis_url`` is set, else in-process."""
+    if settings.redis_url:
+        return RedisForecastCache(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            timeout_s=settings.redis_timeout_s,
+            retry_s=settings.redis_retry_s,
+            on_error=on_error,
+        )
+    return InMemoryTTLCache()
+

@@ -1,0 +1,395 @@
+"""The state store: the recent observations of every region, shared by service and bridge.
+
+The bridge writes observations as they arrive from Kafka; the service reads a region's
+recent history to forecast from it. Writes are idempotent by ``(region, timestamp)``:
+Kafka delivers at least once, so a replayed or duplicated message must change nothing
+(a corrected value for the same timestamp overwrites; it is not counted as new).
+
+Redis key layout (``P`` = ``settings.redis_key_prefix``), shared by the sync store (the
+service) and the async one (the bridge) through the same Lua script and serialisation:
+
+* ``P:obs:{region}``  hash, field = epoch seconds, value = compact JSON of the row
+  (canonical columns except ``region``/``timestamp``; missing values left out).
+* ``P:idx:{region}``  sorted set, member = epoch seconds, score = epoch seconds (order).
+* ``P:regions``       set of region names.
+
+Each region keeps at most ``settings.state_max_points`` rows: the script trims the
+oldest, and ignores a replayed row older than everything kept (it was trimmed on
+purpose, so it must not count as new).
+
+Example:
+    >>> import pandas as pd
+    >>> store = InMemoryStateStore(max_points=48)
+    >>> idx = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC", name="timestamp")
+    >>> frame = pd.DataFrame({"load_mw": [1.0, 2.0, 3.0], "temperature_c": 20.0}, index=idx)
+    >>> store.add_observations("north", frame), store.add_observations("north", frame)
+    (3, 0)
+    >>> store.history("north", n=2)["load_mw"].tolist()
+    [2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from training.errors import GridcastError
+from training.schema import ALL_COLUMNS, LOAD, REGION, TEMPERATURE, TIMESTAMP
+from training.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: value columns a row may carry (everything canonical except the keys)
+VALUE_COLUMNS: tuple[str, ...] = tuple(c for c in ALL_COLUMNS if c not in (TIMESTAMP, REGION))
+
+#: KEYS = [hash, index, regions]; ARGV = [region, max_points, epoch1, json1, epoch2, json2, ...]
+#: returns {new_rows, last_epoch or -1}. Atomic, so two bridges writing the same region
+#: (during a rebalance) cannot double count or leave the hash and index out of step.
+_ADD_SCRIPT = """
+local h, z, regions = KEYS[1], KEYS[2], KEYS[3]
+local maxp = tonumber(ARGV[2])
+local new = 0
+local full = redis.call('ZCARD', z) >= maxp
+local oldest = nil
+if full then
+  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  if first[2] then oldest = tonumber(first[2]) end
+end
+for i = 3, #ARGV, 2 do
+  local ts = tonumber(ARGV[i])
+  if not (oldest and ts < oldest) then
+    new = new + redis.call('HSET', h, ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', z, ts, ARGV[i])
+  end
+end
+local n = redis.call('ZCARD', z)
+if n > maxp then
+  local old = redis.call('ZRANGE', z, 0, n - maxp - 1)
+  redis.call('ZREMRANGEBYRANK', z, 0, n - maxp - 1)
+  redis.call('HDEL', h, unpack(old))
+end
+redis.call('SADD', regions, ARGV[1])
+local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
+if last[2] then return {new, tonumber(last[2])} end
+return {new, -1}
+"""
+
+
+class StateStoreUnavailable(GridcastError):
+    """The state store (Redis) cannot be reached; callers retry or answer 503."""
+
+    code = "state_unavailable"
+
+
+class StateStore(Protocol):
+    """What the service and the bridge need from a state store."""
+
+    def add_observations(self, region: str, frame: pd.DataFrame) -> int: ...
+
+    def history(self, region: str, n: int | None = None) -> pd.DataFrame: ...
+
+    def regions(self) -> list[str]: ...
+
+    def last_timestamp(self, region: str) -> pd.Timestamp | None: ...
+
+
+# ---- serialisation (one format for every store) ---------------------------------------
+
+
+def encode_rows(frame: pd.DataFrame) -> list[tuple[int, str]]:
+    """``[(epoch_seconds, json)]`` for each row of a region frame.
+
+    ``frame`` has a UTC ``DatetimeIndex`` or a ``timestamp`` column; value columns not
+    in the canonical schema are ignored, missing values are left out of the JSON.
+    """
+    if TIMESTAMP in frame.columns:
+        frame = frame.set_index(TIMESTAMP)
+    index = pd.DatetimeIndex(frame.index)
+    if index.tz is None:
+        raise ValueError("observation timestamps must be timezone-aware (UTC)")
+    epochs = (index.tz_convert("UTC").as_unit("s").asi8).tolist()
+    cols = [c for c in VALUE_COLUMNS if c in frame.columns]
+    values = frame[cols].to_numpy(dtype=float, na_value=np.nan) if cols else np.empty((len(frame), 0))
+    out = []
+    for epoch, row in zip(epochs, values, strict=True):
+        doc = {c: float(v) for c, v in zip(cols, row, strict=True) if math.isfinite(v)}
+        out.append((int(epoch), json.dumps(doc, separators=(",", ":"))))
+    return out
+
+
+def decode_rows(epochs: Iterable[int], docs: Iterable[str | bytes | None]) -> pd.DataFrame:
+    """The inverse of :func:`encode_rows`: a frame on a UTC index named ``timestamp``."""
+    ts, rows = [], []
+    for epoch, doc in zip(epochs, docs, strict=True):
+        if doc is None:  # trimmed between the index read and the hash read
+            continue
+        ts.append(int(epoch))
+        rows.append(json.loads(doc))
+    index = pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True), name=TIMESTAMP)
+    frame = pd.DataFrame.from_records(rows, index=index) if rows else pd.DataFrame(index=index)
+    for col in (LOAD, TEMPERATURE):
+        if col not in frame.columns:
+            frame[col] = np.nan
+    ordered = [c for c in VALUE_COLUMNS if c in frame.columns]
+    return frame[ordered].astype(float)
+
+
+def _limit(n: int | None, max_points: int) -> int:
+    return max_points if n is None else max(0, min(int(n), max_points))
+
+
+# ---- in-process (embedded default, tests) -----------------------------------------------
+
+
+class InMemoryStateStore:
+    """A thread-safe dict-backed store with the same semantics as :class:`RedisStateStore`."""
+
+    def __init__(self, *, max_points: int = 24 * 7 * 10) -> None:
+        self.max_points = max_points
+        self._rows: dict[str, dict[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def add_observations(self, region: str, frame: pd.DataFrame) -> int:
+        return self.add_rows(region, encode_rows(frame))[0]
+
+    def add_rows(self, region: str, rows: list[tuple[int, str]]) -> tuple[int, int | None]:
+        """Add encoded rows; ``(new_rows, last_epoch)`` as the Redis script returns them."""
+        with self._lock:
+            stored = self._rows.setdefault(region, {})
+            oldest = min(stored) if len(stored) >= self.max_points else None
+            new = 0
+            for epoch, doc in rows:
+                if oldest is not None and epoch < oldest:
+                    continue
+                new += epoch not in stored
+                stored[epoch] = doc
+            for epoch in sorted(stored)[: max(0, len(stored) - self.max_points)]:
+                del stored[epoch]
+            return new, (max(stored) if stored else None)
+
+    def history(self, region: str, n: int | None = None) -> pd.DataFrame:
+        with self._lock:
+            stored = self._rows.get(region, {})
+            k = _limit(n, self.max_points)
+            epochs = sorted(stored)[-k:] if k else []
+            docs = [stored[e] for e in epochs]
+        return decode_rows(epochs, docs)
+
+    def regions(self) -> list[str]:
+        with self._lock:
+            return sorted(r for r, rows in self._rows.items() if rows)
+
+    def last_timestamp(self, region: str) -> pd.Timestamp | None:
+        with self._lock:
+            stored = self._rows.get(region)
+            return pd.Timestamp(max(stored), unit="s", tz="UTC") if stored else None
+
+    def count(self, region: str) -> int:
+        """Rows held for ``region`` (tests, benchmarks)."""
+        with self._lock:
+            return len(self._rows.get(region, {}))
+
+
+# ---- Redis (the deployment) ----------------------------------------------------------------
+
+
+class RedisKeys:
+    """The key layout, one place for the sync and async stores (and ``redis-cli`` users)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def obs(self, region: str) -> str:
+        return f"{self.prefix}:obs:{region}"
+
+    def index(self, region: str) -> str:
+        return f"{self.prefix}:idx:{region}"
+
+    @property
+    def regions(self) -> str:
+        return f"{self.prefix}:regions"
+
+
+def _decode_str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStateStore:
+    """Synchronous Redis store (redis-py) for the service.
+
+    Raises:
+        StateStoreUnavailable: from every method when Redis cannot be reached; redis-py
+            reconnects by itself on the next call once Redis is back.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "gridcast", max_points: int = 24 * 7 * 10, timeout_s: float = 1.0
+    ) -> None:
+        import redis
+
+        self._redis_errors = (redis.RedisError, OSError)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+        )
+        self.keys = RedisKeys(prefix)
+        self.max_points = max_points
+        self._add = self.client.register_script(_ADD_SCRIPT)
+
+    def _call(self, what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except self._redis_errors as exc:
+            raise StateStoreUnavailable(f"state store unavailable during {what}: {type(exc).__name__}") from exc
+
+    def add_observations(self, region: str, frame: pd.DataFrame) -> int:
+        return self.add_rows(region, encode_rows(frame))[0]
+
+    def add_rows(self, region: str, rows: list[tuple[int, str]]) -> tuple[int, int | None]:
+        """Add encoded rows atomically; ``(new_rows, last_epoch)``."""
+        if not rows:
+            return 0, None
+        new, last = self._call("add_observations", lambda: self._add(
+            keys=[self.keys.obs(region), self.keys.index(region), self.keys.regions],
+            args=_script_args(region, self.max_points, rows),
+        ))
+        return int(new), (None if int(last) < 0 else int(last))
+
+    def history(self, region: str, n: int | None = None) -> pd.DataFrame:
+        k = _limit(n, self.max_points)
+        if k == 0:
+            return decode_rows([], [])
+
+        def read() -> tuple[list, list]:
+            members = self.client.zrange(self.keys.index(region), -k, -1)
+            docs = self.client.hmget(self.keys.obs(region), members) if members else []
+            return members, docs
+
+        members, docs = self._call("history", read)
+        return decode_rows((int(m) for m in members), docs)
+
+    def regions(self) -> list[str]:
+        return sorted(_decode_str(r) for r in self._call("regions", lambda: self.client.smembers(self.keys.regions)))
+
+    def last_timestamp(self, region: str) -> pd.Timestamp | None:
+        last = self._call("last_timestamp", lambda: self.client.zrange(self.keys.index(region), -1, -1))
+        return pd.Timestamp(int(last[0]), unit="s", tz="UTC") if last else None
+
+    def count(self, region: str) -> int:
+        """Rows held for ``region`` (tests, benchmarks)."""
+        return int(self._call("count", lambda: self.client.zcard(self.keys.index(region))))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AsyncRedisStateStore:
+    """The bridge's asyncio twin of :class:`RedisStateStore` (same keys, same script).
+
+    It lets :class:`redis.exceptions.RedisError` / ``OSError`` propagate: the bridge
+    owns the retry-with-backoff loop and must not commit offsets after a failed write.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "gridcast", max_points: int = 24 * 7 * 10, timeout_s: float = 1.0
+    ) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self.keys = RedisKeys(prefix)
+        self.max_points = max_points
+        self._add = self.client.register_script(_ADD_SCRIPT)
+
+    async def add_many(self, rows_by_region: Mapping[str, list[tuple[int, str]]]) -> dict[str, tuple[int, int | None]]:
+        """Add the rows of many regions in ONE pipelined round trip.
+
+        Returns:
+            region -> ``(new_rows, last_epoch)``; the bridge forecasts the regions whose
+            last timestamp moved on.
+        """
+        regions = [r for r, rows in rows_by_region.items() if rows]
+        if not regions:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for region in regions:
+                await self._add(
+                    keys=[self.keys.obs(region), self.keys.index(region), self.keys.regions],
+                    args=_script_args(region, self.max_points, rows_by_region[region]),
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        return {r: (int(new), None if int(last) < 0 else int(last)) for r, (new, last) in zip(regions, results, strict=True)}
+
+    async def history(self, region: str, n: int | None = None) -> pd.DataFrame:
+        k = _limit(n, self.max_points)
+        if k == 0:
+            return decode_rows([], [])
+        members = await self.client.zrange(self.keys.index(region), -k, -1)
+        docs = await self.client.hmget(self.keys.obs(region), members) if members else []
+        return decode_rows((int(m) for m in members), docs)
+
+    async def histories(self, regions: Iterable[str], n: int | None = None) -> dict[str, pd.DataFrame]:
+        """Many regions' histories in two pipelined round trips."""
+        regions = list(regions)
+        k = _limit(n, self.max_points)
+        if not regions or k == 0:
+            return {r: decode_rows([], []) for r in regions}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for r in regions:
+                pipe.zrange(self.keys.index(r), -k, -1)
+            members = await pipe.execute()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for r, m in zip(regions, members, strict=True):
+                if m:
+                    pipe.hmget(self.keys.obs(r), m)
+            docs = iter(await pipe.execute())
+        return {
+            r: decode_rows((int(x) for x in m), next(docs) if m else [])
+            for r, m in zip(regions, members, strict=True)
+        }
+
+    async def last_timestamp(self, region: str) -> pd.Timestamp | None:
+        last = await self.client.zrange(self.keys.index(region), -1, -1)
+        return pd.Timestamp(int(last[0]), unit="s", tz="UTC") if last else None
+
+    async def regions(self) -> list[str]:
+        return sorted(_decode_str(r) for r in await self.client.smembers(self.keys.regions))
+
+    async def count(self, region: str) -> int:
+        return int(await self.client.zcard(self.keys.index(region)))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _script_args(region: str, max_points: int, rows: list[tuple[int, str]]) -> list[Any]:
+    args: list[Any] = [region, max_points]
+    for epoch, doc in rows:
+        args += [epoch, doc]
+    return args
+
+
+def make_state_store(settings: Settings) -> InMemoryStateStore | RedisStateStore:
+    """Redis when ``settings.redis_url`` is set, else in-process (the embedded default)."""
+    if settings.redis_url:
+        return RedisStateStore(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            max_points=settings.state_max_points,
+            timeout_s=settings.redis_timeout_s,
+        )
+    return InMemoryStateStore(max_points=settings.state_max_points)
+
+
+def make_async_state_store(settings: Settings, url: str | None = None) -> AsyncRedisStateStore:
+    """The bridge's store; the bridge always needs Redis (it is the hand-over to the service)."""
+    url = url or settings.redis_url or "redis://127.0.0.1:6379/0"
+    return AsyncRedisStateStore(
+        url, prefix=settings.redis_key_prefix, max_points=settings.state_max_points, timeout_s=settings.redis_timeout_s
+    )
