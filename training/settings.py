@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         168, ge=24, description="LSTM direct multi-horizon output length (steps)."
     )
     lstm_epochs: int = Field(30, ge=1, description="LSTM maximum epochs (early stopping applies).")
+    lstm_units: int = Field(64, ge=4, description="LSTM layer width (one layer; the dense head scales with it).")
+    lstm_stride_steps: int = Field(
+        3, ge=1, description="Steps between consecutive LSTM training windows (sampling stride)."
+    )
+    train_val_days: int = Field(
+        28, ge=1, description="`gridcast train`: trailing days held out to validate (day-ahead) before saving."
+    )
     seed: int = Field(42, description="Seed for generators, model initialisation and noise.")
     levels: tuple[int, ...] = Field(
         (80, 95), description="Default prediction-interval levels (%)."

@@ -1,0 +1,318 @@
+"""``gridcast train``: fit models per region, validate them, save them to the model store.
+
+For each region and model alias the data's last ``--val-days`` are held out: the model
+is fitted on what comes before, then scored on day-ahead forecasts issued every day of
+the held-out stretch (each from the history up to its origin, with the observed
+weather as the future covariates). Then the held-out actuals are absorbed with
+``update`` (no refit, so the served model is exactly the validated one, only with a
+fresher context) and the model is saved; :func:`training.store.save_model` promotes
+it if its validation MAPE beats the served one.
+
+Example:
+    gridcast data sample --out out/sample.parquet --days 120 --regions 2
+    gridcast train --data out/sample.parquet --models sarimax,lstm --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import inspect
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from training.errors import InsufficientDataError, UserInputError
+from training.schema import LOAD, REGION, WEATHER, infer_freq, region_frame, steps_per_day
+
+if TYPE_CHECKING:
+    from training.models.base import Forecaster
+    from training.settings import Settings
+    from training.store import SaveResult
+
+log = logging.getLogger(__name__)
+
+#: days of synthetic data `ensure_quick_models` generates
+QUICK_DAYS = 120
+#: held-out validation days (quick / full)
+QUICK_VAL_DAYS = 7
+#: validation forecasts are day-ahead: this many days per forecast
+VAL_HORIZON_DAYS = 1
+LIBRARIES = ("gridcast", "bentoml", "tensorflow-cpu", "keras", "statsmodels", "pandas", "numpy", "holidays")
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """One trained (region, alias): validation metrics and what the store did."""
+
+    region: str
+    alias: str
+    metrics: dict[str, float]
+    fit_seconds: float
+    result: SaveResult
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train models per region and save them to the BentoML model store",
+        description="Fit, validate (held-out days, day-ahead) and save models; the better one is served.",
+    )
+    p.add_argument("--data", required=True, help="canonical Parquet table (gridcast data sample/import/check)")
+    p.add_argument("--models", default="sarimax,lstm", help="comma-separated aliases (naive, sarimax, lstm, ensemble)")
+    p.add_argument("--regions", default=None, help="comma-separated regions (default: all in the data)")
+    p.add_argument("--quick", action="store_true", help="small, fast settings (demo, tests)")
+    p.add_argument("--val-days", type=int, default=None, help="held-out validation days (default: settings)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from training.schema import read_table
+    from training.settings import get_settings
+
+    settings = get_settings()
+    aliases = _parse_aliases(args.models)
+    df, meta = read_table(args.data)
+    regions = None if args.regions is None else [r.strip() for r in args.regions.split(",") if r.strip()]
+    outcomes = train_models(df, meta, aliases=aliases, quick=args.quick, settings=settings,
+                            regions=regions, val_days=args.val_days, data_path=str(args.data))
+    table = Table(title="gridcast train: validation (held-out days, day-ahead)")
+    for col in ("region", "model", "tag", "MAPE %", "MAE", "cov 80", "cov 95", "fit s", "served"):
+        table.add_column(col)
+    for o in outcomes:
+        m = o.metrics
+        table.add_row(o.region, o.alias, o.result.tag, f"{m['mape']:.2f}", f"{m['mae']:.1f}",
+                      _pct(m.get("coverage_80")), _pct(m.get("coverage_95")), f"{o.fit_seconds:.1f}",
+                      "promoted" if o.result.promoted else "not promoted")
+    console = Console()
+    console.print(table)
+    for o in outcomes:
+        console.print(f"{o.region}/{o.alias}: {'promoted' if o.result.promoted else 'not promoted'} — {o.result.reason}")
+    return 0
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def _parse_aliases(text: str) -> list[str]:
+    from training.models.base import REGISTRY
+
+    aliases = [a.strip().lower() for a in text.split(",") if a.strip()]
+    if not aliases:
+        raise UserInputError("--models is empty", field="models")
+    unknown = [a for a in aliases if a not in REGISTRY]
+    if unknown:
+        raise UserInputError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}", field="models")
+    return list(dict.fromkeys(aliases))
+
+
+def available_aliases(wanted: Sequence[str]) -> list[str]:
+    """The aliases among ``wanted`` whose implementation is importable in this build."""
+    from training.models.base import REGISTRY
+
+    out = []
+    for alias in wanted:
+        module = REGISTRY[alias].partition(":")[0]
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                log.warning("model %s is not available in this build (%s); skipped", alias, exc.name)
+                continue
+            raise
+        out.append(alias)
+    return out
+
+
+def _make(alias: str, *, quick: bool, settings: Settings, country: str | None, tz: str | None) -> Forecaster:
+    """A new forecaster, given the constructor arguments it accepts (quick, settings, calendar)."""
+    from training.models.base import get_class
+
+    klass = get_class(alias)
+    accepted = inspect.signature(klass.__init__).parameters
+    offered = {"quick": quick, "settings": settings, "country": country, "tz": tz}
+    return klass(**{k: v for k, v in offered.items() if k in accepted})
+
+
+def data_hash(frame: pd.DataFrame) -> str:
+    """A short content hash of a region's frame (index and values), for audit."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def regular_frame(df: pd.DataFrame, region: str) -> pd.DataFrame:
+    """One region on a regular UTC grid (missing steps become NaN rows)."""
+    frame = region_frame(df, region)
+    frame = frame[~frame.index.duplicated(keep="last")]
+    freq = infer_freq(frame.index)
+    return frame.asfreq(freq)
+
+
+def validate_forecaster(
+    forecaster: Forecaster, frame: pd.DataFrame, *, split: pd.Timestamp, levels: Sequence[int]
+) -> dict[str, float]:
+    """Day-ahead scores over ``frame[split:]`` of a forecaster fitted on ``frame[:split)``.
+
+    One forecast per day, issued at ``split + k days`` from the history before it,
+    with the observed weather of the target day as future covariates.
+    """
+    freq = infer_freq(frame.index)
+    horizon = steps_per_day(freq) * VAL_HORIZON_DAYS
+    weather_cols = [c for c in WEATHER if c in frame.columns]
+    actual_parts, fc_parts = [], []
+    origin_pos = int(frame.index.searchsorted(split))
+    while origin_pos + horizon <= len(frame):
+        history = frame.iloc[:origin_pos]
+        target = frame.iloc[origin_pos:origin_pos + horizon]
+        future = target[weather_cols] if weather_cols else None
+        try:
+            fc = forecaster.predict(horizon, future_covariates=future, level=levels, history=history)
+        except InsufficientDataError as exc:
+            log.warning("validation origin %s skipped: %s", frame.index[origin_pos], exc.detail)
+        else:
+            fc_parts.append(fc)
+            actual_parts.append(target[LOAD])
+        origin_pos += horizon
+    if not fc_parts:
+        raise InsufficientDataError("no validation forecast could be made; use more data or fewer --val-days")
+    fc = pd.concat(fc_parts)
+    y = pd.concat(actual_parts).reindex(fc.index)
+    ok = y.notna() & (y.abs() > 0)
+    err = (y - fc["mean"])[ok]
+    metrics = {
+        "mape": float(100 * (err.abs() / y[ok].abs()).mean()),
+        "mae": float(err.abs().mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "bias": float(err.mean()),
+        "n_points": int(ok.sum()),
+        "n_origins": len(fc_parts),
+        "horizon": horizon,
+    }
+    for lv in levels:
+        inside = (y[ok] >= fc.loc[ok, f"lo-{lv}"]) & (y[ok] <= fc.loc[ok, f"hi-{lv}"])
+        metrics[f"coverage_{lv}"] = float(inside.mean())
+        metrics[f"width_{lv}"] = float((fc.loc[ok, f"hi-{lv}"] - fc.loc[ok, f"lo-{lv}"]).mean())
+    return metrics
+
+
+def train_models(
+    df: pd.DataFrame,
+    meta: dict[str, Any],
+    *,
+    aliases: Sequence[str],
+    quick: bool,
+    settings: Settings,
+    regions: Sequence[str] | None = None,
+    val_days: int | None = None,
+    data_path: str | None = None,
+) -> list[TrainOutcome]:
+    """Fit, validate and save every (region, alias); returns what happened to each.
+
+    Args:
+        df: canonical table (one or more regions).
+        meta: its metadata (``country`` / ``timezone`` feed the calendar when present).
+        aliases: models to train.
+        quick: small, fast settings.
+        settings: the process settings.
+        regions: subset of regions (default: all).
+        val_days: held-out days (default: 7 quick, ``settings.train_val_days`` otherwise).
+        data_path: recorded in the metadata.
+
+    Raises:
+        UserInputError: an unknown region, or too little data for the validation split.
+    """
+    from training.store import save_model
+
+    known = sorted(df[REGION].unique())
+    regions = list(known if regions is None else regions)
+    missing = [r for r in regions if r not in known]
+    if missing:
+        raise UserInputError(f"region(s) {', '.join(missing)} not in the data; it has: {', '.join(known)}",
+                             field="regions")
+    val_days = val_days if val_days is not None else (QUICK_VAL_DAYS if quick else settings.train_val_days)
+    if val_days < 1:
+        raise UserInputError("--val-days must be at least 1", field="val-days")
+    country = meta.get("country") or settings.country
+    tz = meta.get("timezone") or settings.region_timezone
+    levels = tuple(settings.levels)
+    versions = library_versions()
+    outcomes = []
+    for region in regions:
+        frame = regular_frame(df, region)
+        split = frame.index[-1] + pd.Timedelta(frame.index.freq) - pd.Timedelta(days=val_days)
+        train = frame[frame.index < split]
+        if len(train) < 2 * len(frame[frame.index >= split]) or train[LOAD].notna().sum() < 14 * steps_per_day(
+            infer_freq(frame.index)
+        ):
+            raise UserInputError(
+                f"region {region}: {len(frame)} rows are too few for {val_days} validation days", field="val-days"
+            )
+        for alias in aliases:
+            forecaster = _make(alias, quick=quick, settings=settings, country=country, tz=tz)
+            log.info("training %s for %s on %s .. %s", alias, region, train.index[0], train.index[-1])
+            t0 = time.perf_counter()
+            forecaster.fit(train)
+            fit_seconds = time.perf_counter() - t0
+            metrics = validate_forecaster(forecaster, frame, split=split, levels=levels)
+            forecaster.update(frame[frame.index >= split])
+            metadata = {
+                "train_start": train.index[0].isoformat(),
+                "train_end": train.index[-1].isoformat(),
+                "context_end": frame.index[-1].isoformat(),
+                "freq": infer_freq(frame.index),
+                "data_hash": data_hash(frame),
+                "data_path": data_path or "",
+                "synthetic": bool(meta.get("synthetic", False)),
+                "country": country,
+                "timezone": tz,
+                "features": getattr(forecaster, "feature_spec_", None)
+                or {"target": LOAD, "weather": [c for c in WEATHER if c in frame.columns]},
+                "params": forecaster.params,
+                "quick": quick,
+                "multi_region": False,
+                "validation": {**metrics, "val_days": val_days, "protocol": "day-ahead, observed weather"},
+                "fit_seconds": round(fit_seconds, 3),
+                "versions": versions,
+                "trained_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+            }
+            result = save_model(forecaster, region=region, metadata=_jsonable(metadata))
+            outcomes.append(TrainOutcome(region=region, alias=alias, metrics=metrics,
+                                         fit_seconds=fit_seconds, result=result))
+    return outcomes
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON-able types (BentoML metadata rejects numpy scalars, tuples of paths, ...)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
