@@ -590,7 +590,10 @@ def import_table(
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
     """A rich spinner naming the current step (stderr, transient); a no-op when off."""
-    if not enabled:
+    import sys
+
+    # a spinner in a log file or a pipe is noise: only show it on a terminal
+    if not enabled or not sys.stderr.isatty():
         yield lambda _text: None
         return
     from rich.console import Console
