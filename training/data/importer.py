@@ -472,6 +472,11 @@ def import_table(
     Raises:
         UserInputError: any problem with the input a person can fix.
     """
+    for what, path in (("load file", src), ("weather file", weather)):
+        if isinstance(path, (str, Path)) and not Path(path).exists():
+            raise UserInputError(f"{what} not found: {path}", field="path")
+    if tz:
+        check_timezone(tz)
     weather_cols = {k: _split_cols(v) for k, v in (weather_cols or {}).items() if _split_cols(v)}
     unknown = sorted(set(weather_cols) - set(WEATHER_COLUMNS))
     if unknown:
@@ -585,6 +590,21 @@ def import_table(
         "import_report": report,
     }
     return out, meta
+
+
+def check_timezone(tz: str) -> None:
+    """Refuse a zone name the tz database does not know (a typo would shift every hour).
+
+    Raises:
+        UserInputError: unknown zone.
+    """
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UserInputError(f"unknown time zone {tz!r}; use an IANA name such as Europe/Madrid or UTC",
+                             field="tz") from None
 
 
 @contextlib.contextmanager
