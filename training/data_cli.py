@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", type=Path, help="canonical Parquet table")
     p.add_argument("--out", type=Path, required=True, help="directory for the PNGs")
     p.add_argument("--report", type=Path, default=None,
-                   help="quality report JSON whose flags to mark (default: the one embedded by `data check`)")
+                   help="quality report JSON whose flags to mark (default: the one `data check --clean-out` embedded)")
     p.set_defaults(func=run_plot)
 
 
@@ -160,7 +160,8 @@ def run_check(args: argparse.Namespace) -> int:
         args.report.write_text(json.dumps(result.report, indent=2, default=_json_default))
         console.print(f"report: [bold]{args.report}[/]")
     if args.clean_out:
-        clean_meta = {**result.meta, "quality": result.meta.get("quality", result.report)}
+        # the full report travels with the cleaned table, so `data plot` can mark its flags
+        clean_meta = {**result.meta, "quality_report": result.report}
         write_table(result.clean, args.clean_out, clean_meta)
         console.print(f"cleaned table: [bold]{args.clean_out}[/] ({len(result.clean):,} rows)")
     if not result.usable:
@@ -177,7 +178,7 @@ def run_plot(args: argparse.Namespace) -> int:
     from training.schema import read_table
 
     df, meta = read_table(args.path)
-    report = meta.get("quality")
+    report = meta.get("quality_report")
     if args.report:
         if not args.report.exists():
             raise UserInputError(f"report not found: {args.report}", field="report")
