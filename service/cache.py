@@ -72,6 +72,7 @@ class InMemoryTTLCache:
         self._clock = clock
         self._data: OrderedDict[str, tuple[float, dict]] = OrderedDict()
         self._lock = threading.Lock()
+        self.available = True
 
     def get(self, key: str) -> dict | None:
         with self._lock:
@@ -121,25 +122,29 @@ class RedisForecastCache:
         self.errors = 0
         self._on_error = on_error
         self._down_until = 0.0
+        #: whether Redis answered the last operation (the core flags answers "degraded")
+        self.available = True
 
-    def _available(self) -> bool:
+    def _should_try(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def _failed(self, op: str, exc: BaseException) -> None:
         self.errors += 1
+        self.available = False
         self._down_until = time.monotonic() + self.retry_s
         logger.warning("forecast cache: Redis %s failed (%s); treating as a miss for %.1fs", op, type(exc).__name__, self.retry_s)
         if self._on_error is not None:
             self._on_error(op)
 
     def get(self, key: str) -> dict | None:
-        if not self._available():
+        if not self._should_try():
             return None
         try:
             raw = self.client.get(self.prefix + key)
         except self._redis_errors as exc:
             self._failed("get", exc)
             return None
+        self.available = True
         if raw is None:
             return None
         try:
@@ -149,12 +154,14 @@ class RedisForecastCache:
             return None
 
     def set(self, key: str, value: dict, ttl_s: int) -> None:
-        if ttl_s <= 0 or not self._available():
+        if ttl_s <= 0 or not self._should_try():
             return
         try:
             self.client.set(self.prefix + key, json.dumps(value, default=str, separators=(",", ":")), ex=int(ttl_s))
         except self._redis_errors as exc:
             self._failed("set", exc)
+            return
+        self.available = True
 
     def close(self) -> None:
         self.client.close()

@@ -79,6 +79,7 @@ def test_redis_down_is_a_miss_and_never_raises():
     cache.set("k", {"v": 1}, ttl_s=10)
     assert cache.get("k") is None
     assert cache.errors == 1 and seen == ["set"]  # the get was skipped: Redis is known to be down
+    assert cache.available is False
     cache.close()
 
 
@@ -96,7 +97,7 @@ def test_cache_recovers_by_itself_after_redis_comes_back(tmp_path):
         subprocess.run(["bash", script, "up"], check=True, env=env, capture_output=True)
         time.sleep(0.3)
         cache.set("k", {"v": 2}, ttl_s=60)
-        assert cache.get("k") == {"v": 2}
+        assert cache.get("k") == {"v": 2} and cache.available
     finally:
         cache.close()
         subprocess.run(["bash", script, "down"], env=env, capture_output=True)
