@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 OUT ?= out
 
-.PHONY: run test install system-deps services-up services-down demo-data clean help
+.PHONY: run test install system-deps services-up services-down demo-data clean help bento container container-test
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,21 @@ run: demo-data ## the demo: data pipeline (later: train quick models, serve with
 
 test: install services-up ## run the whole suite against real Redis and Kafka
 	$(BIN)/python -m pytest
+
+quick-models-if-empty = $(BIN)/python -c 'import logging; logging.basicConfig(level=logging.INFO, format="%(message)s"); \
+	from training.settings import get_settings; from training.store import ensure_quick_models; ensure_quick_models(get_settings())'
+
+bento: install ## build the Bento (bentofile.yaml); trains quick demo models first if the store serves none
+	$(quick-models-if-empty)
+	$(BIN)/bentoml build
+
+container: bento ## containerize the Bento with podman (BASE_IMAGE=... replaces the standard base image)
+	@bash scripts/podman-setup.sh
+	$(BIN)/bentoml containerize gridcast:latest --backend podman --opt network=host $(if $(BASE_IMAGE),--opt from=$(BASE_IMAGE))
+	@echo "Image: localhost/$$($(BIN)/bentoml get gridcast:latest -o json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["tag"])')"
+
+container-test: bento ## containerize on a local base image, run it, POST a 24-step LSTM forecast, check it, remove it
+	bash scripts/container-test.sh
 
 clean:
 	rm -rf $(OUT) .pytest_cache
