@@ -40,6 +40,27 @@ def redact(text: str) -> str:
     return _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
 
 
+class RedactingFilter(logging.Filter):
+    """Redacts secrets from log records; httpx logs every request URL at INFO, token included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_REDACTOR = RedactingFilter()
+
+
+def _guard_httpx_logs() -> None:
+    """Install the redacting filter on httpx's logger once (not at import: no work at import)."""
+    logger = logging.getLogger("httpx")
+    if _REDACTOR not in logger.filters:
+        logger.addFilter(_REDACTOR)
+
+
 @dataclass
 class RetryPolicy:
     """How often and how long to wait before trying a request again.
@@ -154,6 +175,7 @@ class HttpClient:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
+            _guard_httpx_logs()
             self._client = httpx.Client(
                 timeout=self.timeout_s, transport=self.transport, headers={"User-Agent": "gridcast-collect"}
             )

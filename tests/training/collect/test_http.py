@@ -79,3 +79,12 @@ def test_rate_limit_spaces_requests(settings, sleeps):
 
 def test_redact():
     assert redact("u?api_key=k1&x=2&securityToken=t") == "u?api_key=***&x=2&securityToken=***"
+
+
+def test_tokens_never_reach_the_logs(make_client, caplog):
+    with respx.mock, caplog.at_level("DEBUG"):
+        respx.get(URL).mock(side_effect=[httpx.Response(503), httpx.Response(200)])
+        make_client("ENTSO-E").get(URL, {"securityToken": "s3cr3t-token", "documentType": "A65"})
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "HTTP Request" in logged  # httpx did log the URL ...
+    assert "s3cr3t-token" not in logged  # ... without the token
