@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="local time zone: required for timestamps without offset, recorded for calendar checks")
     p.add_argument("--nonexistent", default="drop", choices=["drop", "shift"],
                    help="naive wall times skipped by a spring clock change: drop (default) or shift forward")
+    p.add_argument("--dayfirst", action="store_true",
+                   help="read non-ISO dates like 01.02.2024 day-first (1 Feb), as European files mean them")
+    p.add_argument("--date-format", default=None, metavar="FMT",
+                   help="explicit strptime format of the timestamps, e.g. '%%d.%%m.%%Y %%H:%%M'")
     p.add_argument("--region", default="region-1", help="region name (default region-1)")
     p.add_argument("--region-col", default=None, help="column holding the region (instead of --region)")
     p.add_argument("--country", default=None, help="ISO country code recorded in the metadata")
@@ -139,6 +143,8 @@ def run_import(args: argparse.Namespace) -> int:
         weather_cols=weather_cols,
         country=args.country,
         nonexistent=args.nonexistent,
+        dayfirst=args.dayfirst,
+        date_format=args.date_format,
         progress=True,
     )
     path = write_table(df, args.out, meta)

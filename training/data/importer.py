@@ -132,13 +132,19 @@ def _require(columns: Sequence[str], existing: Sequence[str], label: str) -> Non
 
 
 def parse_timestamps(values: pd.Series, *, tz: str | None, column: str, label: str,
-                     nonexistent: str = "drop") -> tuple[pd.Series, dict[str, Any]]:
+                     nonexistent: str = "drop", dayfirst: bool = False,
+                     date_format: str | None = None) -> tuple[pd.Series, dict[str, Any]]:
     """Parse a timestamp column to UTC.
 
     Values with an offset (``+01:00``, ``Z``) are exact instants and are converted to
     UTC whatever ``tz`` says. Naive values are local wall time in ``tz`` and go
     through :func:`localize`; without ``tz`` they are refused, because guessing UTC
     silently shifts every hour of a local-time file.
+
+    ISO 8601 is tried first; other layouts go through pandas' per-value parser, which
+    reads ``01.02.2024`` month-first unless ``dayfirst`` — a European file read that
+    way is exactly the day/month swap ``data check`` later hunts for, so say
+    ``dayfirst`` or give ``date_format`` (strptime) when the file is not ISO.
 
     Returns:
         The UTC timestamps (NaT where a non-existent hour was dropped) and a
@@ -162,9 +168,11 @@ def parse_timestamps(values: pd.Series, *, tz: str | None, column: str, label: s
         naive = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
         out_aware = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
         if aware_mask.any():
-            out_aware[aware_mask] = _to_datetime(text[aware_mask], values, column, label, utc=True)
+            out_aware[aware_mask] = _to_datetime(text[aware_mask], values, column, label, utc=True,
+                                                 dayfirst=dayfirst, date_format=date_format)
         if (~aware_mask).any():
-            naive[~aware_mask] = _to_datetime(text[~aware_mask], values, column, label, utc=False)
+            naive[~aware_mask] = _to_datetime(text[~aware_mask], values, column, label, utc=False,
+                                              dayfirst=dayfirst, date_format=date_format)
         if aware_mask.all():
             return out_aware.astype("datetime64[ns, UTC]"), {}
     if not tz:
@@ -182,10 +190,12 @@ def parse_timestamps(values: pd.Series, *, tz: str | None, column: str, label: s
     return out, report
 
 
-def _to_datetime(text: pd.Series, original: pd.Series, column: str, label: str, *, utc: bool) -> pd.Series:
-    """Strict ISO 8601 first, then pandas' mixed-format parser; name the first failure."""
-    for fmt in ("ISO8601", "mixed"):
-        parsed = pd.to_datetime(text, format=fmt, utc=utc, errors="coerce")
+def _to_datetime(text: pd.Series, original: pd.Series, column: str, label: str, *, utc: bool,
+                 dayfirst: bool = False, date_format: str | None = None) -> pd.Series:
+    """``date_format`` if given, else strict ISO 8601, then the per-value parser; name the first failure."""
+    for fmt in [date_format] if date_format else ["ISO8601", "mixed"]:
+        kwargs = {"dayfirst": True} if dayfirst and fmt == "mixed" else {}
+        parsed = pd.to_datetime(text, format=fmt, utc=utc, errors="coerce", **kwargs)
         if not parsed.isna().any():
             break
     bad = parsed.isna().to_numpy()
@@ -334,6 +344,8 @@ def read_weather(
     station_col: str | None = None,
     extra_cols: dict[str, Sequence[str]] | None = None,
     nonexistent: str = "drop",
+    dayfirst: bool = False,
+    date_format: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a weather file (long with ``station_col``, or wide) → one mean per timestamp.
 
@@ -353,7 +365,8 @@ def read_weather(
     needed = [time_col, *([station_col] if station_col else []), *value_cols]
     # the whole row is needed to tell exact from conflicting copies
     raw = read_columns(src, needed, what="weather file", all_columns=True)
-    ts, clock = parse_timestamps(raw[time_col], tz=tz, column=time_col, label=label, nonexistent=nonexistent)
+    ts, clock = parse_timestamps(raw[time_col], tz=tz, column=time_col, label=label, nonexistent=nonexistent,
+                                 dayfirst=dayfirst, date_format=date_format)
     frame = raw.assign(**{TIMESTAMP: ts}).drop(columns=[time_col])
     frame = frame[frame[TIMESTAMP].notna()]
     key = [TIMESTAMP] + ([station_col] if station_col else [])
@@ -442,6 +455,8 @@ def import_table(
     weather_cols: dict[str, str | Sequence[str] | None] | None = None,
     country: str | None = None,
     nonexistent: str = "drop",
+    dayfirst: bool = False,
+    date_format: str | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Import a load file (and optionally a weather file) into the canonical table.
@@ -462,6 +477,8 @@ def import_table(
             the weather file if given, else from the load file.
         country: ISO code recorded for holiday-aware checks and features.
         nonexistent: 'drop' or 'shift' for spring-forward wall times (see :func:`localize`).
+        dayfirst / date_format: how to read non-ISO timestamps (see :func:`parse_timestamps`);
+            they apply to both files.
         progress: show a rich progress display on stderr.
 
     Returns:
@@ -507,7 +524,8 @@ def import_table(
             raise UserInputError(f"{label} has no data rows", field="path")
 
         step("parsing timestamps")
-        ts, clock = parse_timestamps(raw[time_col], tz=tz, column=time_col, label=label, nonexistent=nonexistent)
+        ts, clock = parse_timestamps(raw[time_col], tz=tz, column=time_col, label=label, nonexistent=nonexistent,
+                                     dayfirst=dayfirst, date_format=date_format)
         if clock:
             report["clock_change"] = clock
         table = pd.DataFrame({TIMESTAMP: ts})
@@ -552,6 +570,8 @@ def import_table(
                 station_col=station_col,
                 extra_cols=weather_cols,
                 nonexistent=nonexistent,
+                dayfirst=dayfirst,
+                date_format=date_format,
             )
             step("joining load and weather")
             joined = table.join(wx, on=TIMESTAMP)

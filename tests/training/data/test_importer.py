@@ -212,3 +212,17 @@ def test_duplicate_load_rows_exact_dropped_conflicting_kept_and_reported(truth, 
     assert rep["duplicates_conflicting"] == 1
     assert len(df) == len(truth) + 1  # the conflicting pair stays for `data check`
     assert rep["duplicates_conflicting_examples"] == [str(truth["timestamp"].iloc[9])]
+
+
+@pytest.mark.parametrize("how", [{"dayfirst": True}, {"date_format": "%d.%m.%Y %H:%M"}], ids=["dayfirst", "format"])
+def test_european_dates_read_day_first_when_asked(truth, tmp_path, how):
+    raw = _raw(truth, times=truth["timestamp"].dt.strftime("%d.%m.%Y %H:%M"))
+    path = tmp_path / "eu.csv"
+    raw.to_csv(path, index=False)
+
+    df, _ = import_table(path, time_col="when", load_col="MW", temp_col="T", tz="UTC", **how)
+    plain, _ = import_table(path, time_col="when", load_col="MW", temp_col="T", tz="UTC")
+
+    assert df["timestamp"].tolist() == truth["timestamp"].tolist()
+    # without it, 01.11.2023 is read as 11 January: the day/month swap `data check` hunts for
+    assert plain["timestamp"].tolist() != truth["timestamp"].tolist()
