@@ -389,7 +389,9 @@ def read_weather(
             per_col.append(values)
         numeric = frame[key].assign(**{f"__{i}": v for i, v in enumerate(per_col)})
         if station_col:
-            wide = numeric.pivot(index=TIMESTAMP, columns=station_col, values="__0")
+            # several columns for one variable in long format: their mean per row, then per station
+            numeric["__v"] = pd.concat(per_col, axis=1).mean(axis=1)
+            wide = numeric.pivot(index=TIMESTAMP, columns=station_col, values="__v")
         else:
             wide = numeric.set_index(TIMESTAMP)[[f"__{i}" for i in range(len(cols))]]
             wide.columns = cols
