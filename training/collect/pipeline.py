@@ -109,6 +109,7 @@ class Collector:
                 or rejected token, or no load data at all in the range.
         """
         zone = self._check(source, zone, start, end)
+        self.requests = []  # this call's fetches only (a long-running watch calls us forever)
         weather_points = openmeteo.points_for(zone, points) if weather else []
         load, load_sources = self.load(source, zone, start, end)
         if load[LOAD].notna().sum() == 0:
