@@ -23,3 +23,9 @@ class AuthError(UserInputError):
     """The source rejected the token or key (HTTP 401/403): the user must fix it."""
 
     code = "auth_error"
+
+
+class EmptyRangeError(UserInputError):
+    """The source has no data for the requested range (too recent, too old, or no such series)."""
+
+    code = "empty_range"

@@ -110,9 +110,9 @@ class HttpClient:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
-    requests_made: int = 0
-    _last_request: float | None = None
-    _client: httpx.Client | None = None
+    requests_made: int = field(default=0, init=False)
+    _last_request: float | None = field(default=None, init=False, repr=False)
+    _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, source: str, **kwargs) -> HttpClient:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.collect import entsoe, eia, openmeteo
+from training.collect import EmptyRangeError, eia, entsoe, openmeteo
 from training.collect.http import HttpClient
 from training.collect.store import Interval, SeriesStore
 from training.errors import UserInputError
@@ -113,7 +113,7 @@ class Collector:
         weather_points = openmeteo.points_for(zone, points) if weather else []
         load, load_sources = self.load(source, zone, start, end)
         if load[LOAD].notna().sum() == 0:
-            raise UserInputError(
+            raise EmptyRangeError(
                 f"{source} has no load data for {zone} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC "
                 "(empty range: too recent, before the zone existed, or a zone without data)",
                 field="range",

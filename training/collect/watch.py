@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from training.collect import openmeteo
+from training.collect import EmptyRangeError, openmeteo
 from training.collect.pipeline import Collector
 from training.errors import UserInputError
 from training.schema import REGION, TIMESTAMP
@@ -125,10 +125,15 @@ class Watcher:
         self.collector.store.now = now
         end = now.floor("1h")
         start = end - self.lookback
-        table, _ = await asyncio.to_thread(
-            self.collector.collect, self.source, self.zone, start, end, points=self.points
-        )
-        messages = to_messages(table, self.last_published())
+        try:
+            table, _ = await asyncio.to_thread(
+                self.collector.collect, self.source, self.zone, start, end, points=self.points
+            )
+        except EmptyRangeError as exc:
+            # Live, an empty window is an outage upstream, not a user error: wait for the next tick.
+            log.warning("%s %s: nothing in the last %s (%s)", self.source, self.zone, self.lookback, exc.detail)
+            table = None
+        messages = [] if table is None else to_messages(table, self.last_published())
         if messages:
             await self.publisher.publish(messages)
             self.state_path.parent.mkdir(parents=True, exist_ok=True)

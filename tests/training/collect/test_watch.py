@@ -72,6 +72,17 @@ async def test_publishes_only_new_observations_and_refreshes_the_forecast(watche
     assert forecast["region"].unique().tolist() == ["ES"] and len(forecast) == 48
 
 
+async def test_an_empty_window_is_an_upstream_outage_not_the_end(watcher, settings):
+    w, recorder = watcher
+    with respx.mock:
+        respx.get(settings.entsoe_url).mock(
+            return_value=httpx.Response(200, content=fixture_bytes("entsoe_acknowledgement_no_data.xml")))
+        respx.get(url__regex=r"https://.*openmeteo\.test/.*").mock(side_effect=_answer)
+        published = await w.poll_once(pd.Timestamp("2024-04-09T00:30", tz="UTC"))
+    assert published == 0 and recorder.batches == []
+    assert settings.forecast_weather_path.exists()  # the weather forecast is still refreshed
+
+
 def test_to_messages_skips_missing_load():
     ts = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
     table = pd.DataFrame({"timestamp": ts, "region": "PJM", "load_mw": [1.0, float("nan"), 3.0],
