@@ -118,7 +118,10 @@ class Collector:
                 "(empty range: too recent, before the zone existed, or a zone without data)",
                 field="range",
             )
-        index = pd.date_range(load.index.min(), load.index.max(), freq="1h")
+        # The span of actual load: the day-ahead forecast runs ahead of it, and trailing
+        # rows without load would only read as a gap to `data check`.
+        present = load.index[load[LOAD].notna()]
+        index = pd.date_range(present.min(), present.max(), freq="1h")
         table = load.reindex(index)
         sources = dict(load_sources)
         if weather:
@@ -126,7 +129,7 @@ class Collector:
             table = table.join(wx.reindex(index))
             names = ", ".join(p.name or f"{p.lat:g},{p.lon:g}" for p in weather_points)
             sources.update({c: f"open-meteo (archive + forecast), weighted mean of {names}" for c in wx.columns})
-        else:
+        if "temperature_c" not in table:  # no weather asked for, or none to be had
             table["temperature_c"] = float("nan")
         table.index.name = TIMESTAMP
         table = table.reset_index()

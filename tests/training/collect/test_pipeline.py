@@ -116,6 +116,22 @@ def test_source_without_data_is_a_clear_empty_range_error(collector, settings):
                               weather=False)
 
 
+def test_table_spans_the_actual_load_not_the_forecast_ahead_of_it(collector, settings):
+    # The day-ahead document runs a day past the actuals, as it does live.
+    day_ahead = fixture_bytes("entsoe_A65_A01_ES.xml")
+    actual_short = fixture_bytes("entsoe_A65_A16_ES.xml").split(b"<TimeSeries>")
+    actual_short = b"<TimeSeries>".join(actual_short[:3]) + b"</GL_MarketDocument>"  # drop the 1 April series
+
+    def answer(request):
+        return httpx.Response(200, content=actual_short if request.url.params["processType"] == "A16" else day_ahead)
+
+    with respx.mock:
+        respx.get(settings.entsoe_url).mock(side_effect=answer)
+        table, _ = collector.collect("entsoe", "ES", START, END + pd.Timedelta(days=1), weather=False)
+    assert table["timestamp"].max() == pd.Timestamp("2024-03-31T21:00", tz="UTC")  # last actual (end of local 31 March)
+    assert table["load_mw"].notna().all() and table["temperature_c"].isna().all()
+
+
 @respx.mock
 def test_eia_zone_collect_keeps_the_operator_forecast(collector, settings):
     _mock_sources(settings)
@@ -172,3 +188,38 @@ def test_cli_collect_writes_a_checkable_table(monkeypatch, tmp_path, capsys):
     table, meta = read_table(out)
     assert len(table) == 48 and meta["collect"]["zone"] == "PJM"
     assert "gridcast data check" in capsys.readouterr().err
+
+
+def test_cli_weather_forecast_replaces_only_this_region(monkeypatch, tmp_path):
+    from training.settings import get_settings
+
+    out = tmp_path / "fw.parquet"
+    pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=2, freq="1h", tz="UTC"), "region": "PJM",
+                  "temperature_c": [1.0, 2.0]}).to_parquet(out, index=False)
+    monkeypatch.setenv("GRIDCAST_OPENMETEO_FORECAST_URL", "https://api.openmeteo.test/v1/forecast")
+    get_settings.cache_clear()
+    with respx.mock:
+        route = respx.get("https://api.openmeteo.test/v1/forecast").mock(
+            return_value=httpx.Response(200, content=fixture_bytes("openmeteo_forecast_madrid.json")))
+        rc = main(["collect", "weather-forecast", "--zone", "ES", "--days", "2", "--points", "40.4,-3.7",
+                   "--out", str(out)])
+    get_settings.cache_clear()
+    assert rc == 0 and route.calls[0].request.url.params["forecast_days"] == "2"
+    frame = pd.read_parquet(out)
+    assert frame.groupby("region").size().to_dict() == {"ES": 48, "PJM": 2}
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("900", 900), ("90s", 90), ("15m", 900), ("15min", 900), ("1h", 3600)],
+    ids=["bare", "s", "m", "min", "h"],
+)
+def test_watch_interval_parsing(text, seconds):
+    from training.collect.cli import _duration_s
+
+    assert _duration_s(text) == seconds
+
+
+def test_watch_interval_rejects_nonsense(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["collect", "watch", "--source", "entsoe", "--zone", "ES", "--every", "often"])
+    assert exit_.value.code == 2 and "not a duration" in capsys.readouterr().err
