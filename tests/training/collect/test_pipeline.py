@@ -196,6 +196,7 @@ def test_cli_weather_forecast_replaces_only_this_region(monkeypatch, tmp_path):
     out = tmp_path / "fw.parquet"
     pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=2, freq="1h", tz="UTC"), "region": "PJM",
                   "temperature_c": [1.0, 2.0]}).to_parquet(out, index=False)
+    monkeypatch.setenv("GRIDCAST_COLLECT_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("GRIDCAST_OPENMETEO_FORECAST_URL", "https://api.openmeteo.test/v1/forecast")
     get_settings.cache_clear()
     with respx.mock:
