@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start/stop a local Redis for gridcast: scripts/redis.sh up|down|status
 #
-# Debian's redis-server on 127.0.0.1, no persistence (the state it holds is rebuilt
-# from Kafka), daemonised with a pid file. Idempotent: `up` when it already answers
+# Debian's redis-server on 127.0.0.1, daemonised with a pid file. Persistence is the
+# append-only file (fsync every second; `down` flushes it): the bridge commits Kafka
+# offsets once observations are in Redis, so a Redis restart must not forget them. Idempotent: `up` when it already answers
 # does nothing; `down` when it is not running does nothing.
 #
 # REDIS_PORT (default 6379) and REDIS_DIR (default ~/.cache/gridcast/redis-$PORT)
@@ -26,7 +27,7 @@ up() {
   if ping; then echo "redis: already running on 127.0.0.1:$PORT"; return 0; fi
   ensure_installed
   mkdir -p "$DIR"
-  redis-server --bind 127.0.0.1 --port "$PORT" --daemonize yes --save '' --appendonly no \
+  redis-server --bind 127.0.0.1 --port "$PORT" --daemonize yes --save '' --appendonly yes --appendfsync everysec \
     --dir "$DIR" --pidfile "$PIDFILE" --logfile "$LOG" --protected-mode yes >/dev/null
   for _ in $(seq 1 100); do
     if ping; then echo "redis: up on redis://127.0.0.1:$PORT"; return 0; fi
@@ -38,7 +39,7 @@ up() {
 
 down() {
   if ping; then
-    redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+    redis-cli -h 127.0.0.1 -p "$PORT" shutdown >/dev/null 2>&1 || true
   elif [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     kill "$(cat "$PIDFILE")"
   fi

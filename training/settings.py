@@ -129,7 +129,8 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, description="Partitions per topic when created.")
     consumer_group: str = Field("gridcast-bridge", description="Bridge consumer group id.")
     forecast_via: str = Field(
-        "inprocess", description="How the bridge computes forecasts: 'inprocess' (same core) or 'http'."
+        "inprocess",
+        description="How the bridge computes forecasts: 'inprocess' (same core), 'http' (the service) or 'naive' (seasonal naive only).",
     )
     stream_horizon: int = Field(24, ge=1, description="Horizon of forecasts the bridge publishes.")
     max_future_s: int = Field(
@@ -159,6 +160,15 @@ class Settings(BaseSettings):
     )
     stream_metrics_port: int | None = Field(
         None, description="Bridge: serve Prometheus metrics on this port (unset = log only)."
+    )
+    stream_step_s: int = Field(
+        3600, ge=60, description="Step of the observation stream (s); timestamps off this grid are dead-lettered."
+    )
+    stream_model: str = Field(
+        "best", description="Model alias the bridge forecasts with ('best' = lowest validation MAPE)."
+    )
+    stream_session_timeout_ms: int = Field(
+        10_000, ge=6000, description="Bridge consumer-group session timeout (ms): how soon a dead bridge's partitions move."
     )
 
     # ---- collect (real data: Open-Meteo, ENTSO-E, EIA) ----------------------------

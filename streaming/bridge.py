@@ -1,0 +1,365 @@
+"""The bridge: Kafka in, state + forecasts out — at least once, on a real broker.
+
+One loop, one batch at a time (aiokafka's ``examples/local_state_consumer.py`` shape):
+
+1. ``getmany`` a batch from ``topic_observations`` and ``topic_requests``
+   (consumer group, auto-commit OFF);
+2. validate every message; a bad one goes to ``topic_dead_letter`` with the original
+   bytes and the reason + source topic/partition/offset in headers;
+3. write the batch's observations to Redis in one pipelined, idempotent call
+   (:class:`service.state.AsyncRedisStateStore`: keyed by region and timestamp, so a
+   redelivered message changes nothing);
+4. for every region whose newest complete data point moved on, and for every forecast
+   request, compute a forecast (:mod:`streaming.forecasting`), write it to the Redis
+   cache with a TTL (+ the region's latest-forecast key) and publish it on
+   ``topic_forecasts`` (requests' answers carry their ``request_id``);
+5. only then commit ``offset + 1`` per partition.
+
+A failure in 2–5 (Redis, Kafka or the service away) retries the WHOLE batch with
+backoff until it succeeds — nothing is committed before, so nothing is lost, and
+the writes are idempotent, so nothing is doubled. A region's intermediate points
+inside one batch are not forecast separately: a forecast from an older origin is
+already stale when it is written. An unexpected error stops the bridge loudly
+(non-zero exit) instead of leaving a consumer that no longer fetches.
+
+On SIGTERM the loop finishes the batch in flight, commits, leaves the group (its
+partitions move to the other bridges at once) and stops. The rebalance listener
+waits for the batch in flight before partitions are revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pandas as pd
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from service.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
+from service.state import AsyncRedisStateStore, StateStoreUnavailable, make_async_state_store
+from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
+from streaming.messages import InvalidMessage, parse_observation, parse_request
+from streaming.metrics import BridgeMetrics, PeriodicLog
+from training.settings import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: failures that mean "something is away for now": retry the batch, never commit past it
+TRANSIENT: tuple[type[BaseException], ...] = (KafkaError, OSError, StateStoreUnavailable, ForecastUnavailable,
+                                              asyncio.TimeoutError)
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+class _Stopping(Exception):
+    """Raised inside a retry loop when the bridge was asked to stop: leave without committing."""
+
+
+@dataclass
+class _Trigger:
+    """The message that completed a region's newest data point (for latency and tracing)."""
+
+    epoch: int
+    topic: str
+    partition: int
+    offset: int
+    produced_ms: int
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Wait for the batch in flight: it commits its offsets before the partitions go.
+        async with self.bridge._inflight:
+            logger.info("bridge: partitions revoked: %s", _fmt_tps(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.bridge.assigned = set(assigned)
+        logger.info("bridge: partitions assigned: %s", _fmt_tps(assigned))
+
+
+def _fmt_tps(tps: set[TopicPartition]) -> str:
+    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in tps)) or "none"
+
+
+class Bridge:
+    """The aiokafka consumer group member that feeds Redis and publishes forecasts.
+
+    Args:
+        settings: topics, group, Redis, bounds, horizon, backoff.
+        forecaster: how forecasts are computed (default from ``settings.forecast_via``).
+        clock: epoch seconds (tests of the future-timestamp check control it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        forecaster: StreamForecaster | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.forecaster = forecaster or make_forecaster(settings)
+        self.clock = clock
+        self.metrics = BridgeMetrics()
+        self.assigned: set[TopicPartition] = set()
+        self._inflight = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._origin: dict[str, int] = {}  # region -> origin (epoch) of the last forecast published
+        self._next_offset: dict[TopicPartition, int] = {}
+        self._transient = TRANSIENT + _redis_errors()
+        self.state: AsyncRedisStateStore | None = None
+        self.cache: AsyncRedisForecastCache | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    # ---- life cycle ----------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in flight, commit and stop (SIGTERM handler)."""
+        if not self._stopping.is_set():
+            logger.info("bridge: stopping (draining the batch in flight)")
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; raises on an unexpected error (fail loudly)."""
+        s = self.settings
+        if s.stream_metrics_port:
+            self.metrics.serve(s.stream_metrics_port)
+        redis_url = s.redis_url or "redis://127.0.0.1:6379/0"
+        self.state = make_async_state_store(s, redis_url)
+        self.cache = AsyncRedisForecastCache(redis_url, prefix=s.redis_key_prefix, timeout_s=s.redis_timeout_s)
+        consumer = None
+        try:
+            await self._retrying("create topics", self._ensure_topics)
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                request_timeout_ms=15_000, max_batch_size=256 * 1024,
+            )
+            await self._retrying("start producer", self.producer.start)
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=s.kafka_bootstrap, group_id=s.consumer_group, enable_auto_commit=False,
+                auto_offset_reset="earliest", session_timeout_ms=s.stream_session_timeout_ms,
+                heartbeat_interval_ms=max(500, s.stream_session_timeout_ms // 5),
+                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=s.stream_poll_ms,
+                request_timeout_ms=max(40_000, s.stream_session_timeout_ms + 5000),
+            )
+            consumer.subscribe([s.topic_observations, s.topic_requests], listener=_Rebalance(self))
+            await self._retrying("start consumer", consumer.start)
+            logger.info("bridge: consuming %s, %s as group %r (forecasts via %s)", s.topic_observations,
+                        s.topic_requests, s.consumer_group, s.forecast_via)
+            await self._loop(consumer)
+        except _Stopping:
+            pass
+        finally:
+            if consumer is not None:
+                await consumer.stop()  # leaves the group: partitions move to the others now
+            if self.producer is not None:
+                await self.producer.stop()
+            await self.state.close()
+            await self.cache.close()
+            await self.forecaster.close()
+            logger.info("bridge: stopped; %s", self.metrics.snapshot())
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        periodic = PeriodicLog(self.metrics, self.settings.stream_metrics_every_s)
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(
+                timeout_ms=self.settings.stream_poll_ms, max_records=self.settings.stream_max_records
+            )
+            if batch:
+                async with self._inflight:
+                    await self._retrying("process batch", lambda: self._handle(batch), drain=True)
+                    offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
+                    await self._commit(consumer, offsets)
+            self._update_lag(consumer)
+            periodic.maybe_log()
+
+    async def _retrying(self, what: str, fn: Callable[[], Awaitable[T]], *, drain: bool = False) -> T:
+        """Run ``fn`` until it succeeds; transient failures back off exponentially (capped).
+
+        A stop request ends the retries (raising :class:`_Stopping`, so nothing is
+        committed); with ``drain`` a first attempt is still made after a stop request,
+        which is how the batch in flight is finished on SIGTERM.
+        """
+        delay = 0.1
+        while True:
+            if self._stopping.is_set() and not drain:
+                raise _Stopping
+            try:
+                return await fn()
+            except self._transient as exc:
+                if self._stopping.is_set():
+                    raise _Stopping from exc
+                self.metrics.inc("retries")
+                logger.warning("bridge: %s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.settings.stream_backoff_max_s)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        mine = {tp: off for tp, off in offsets.items() if tp in consumer.assignment()}
+        if not mine:
+            return
+        try:
+            await self._retrying("commit", lambda: asyncio.wait_for(consumer.commit(mine), timeout=30), drain=True)
+        except CommitFailedError:
+            # the group moved on while we worked: the new owner gets these messages again,
+            # which the idempotent writes make harmless
+            logger.warning("bridge: commit failed after a rebalance; the messages will be redelivered")
+            return
+        self._next_offset.update(mine)
+        self.metrics.inc("commits")
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None and tp in self._next_offset:
+                self.metrics.set_lag(f"{tp.topic}[{tp.partition}]", max(0, high - self._next_offset[tp]))
+
+    async def _ensure_topics(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        s = self.settings
+        wanted = [s.topic_observations, s.topic_requests, s.topic_forecasts, s.topic_dead_letter]
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            if missing:
+                # replication factor 1: the project's broker is a single node (scripts/kafka.sh)
+                await admin.create_topics([NewTopic(t, s.topic_partitions, 1) for t in missing])
+                logger.info("bridge: created topics %s with %d partitions", ", ".join(missing), s.topic_partitions)
+        finally:
+            await admin.close()
+
+    # ---- one batch -------------------------------------------------------------------
+    async def _handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        s = self.settings
+        now = self.clock()
+        rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        triggers: dict[str, _Trigger] = {}
+        requests: list[tuple[Job, _Trigger]] = []
+        dead: list[tuple[Any, InvalidMessage]] = []
+        consumed = 0
+        for tp, messages in batch.items():
+            consumed += len(messages)
+            for msg in messages:
+                try:
+                    if tp.topic == s.topic_observations:
+                        obs = parse_observation(msg.value, settings=s, now_s=now)
+                        rows[obs.region].append((obs.epoch, obs.doc))
+                        seen = triggers.get(obs.region)
+                        if seen is None or obs.epoch >= seen.epoch:
+                            triggers[obs.region] = _Trigger(obs.epoch, tp.topic, tp.partition, msg.offset, msg.timestamp)
+                    else:
+                        request_id, query = parse_request(msg.value, settings=s)
+                        job = Job(region=query["region"], horizon=query["horizon"], level=tuple(query["level"]),
+                                  model=query["model"], request_id=request_id, query=query)
+                        requests.append((job, _Trigger(0, tp.topic, tp.partition, msg.offset, msg.timestamp)))
+                except InvalidMessage as exc:
+                    dead.append((msg, exc))
+
+        await self._dead_letter(dead)
+        written = await self.state.add_many(rows)
+        due = [r for r, (_, last) in written.items() if last is not None and last > self._origin.get(r, -1)]
+        jobs = [Job(region=r, horizon=s.stream_horizon, level=tuple(s.levels), model=s.stream_model) for r in due]
+        all_jobs = jobs + [job for job, _ in requests]
+        if all_jobs:
+            n = s.max_history_points if s.forecast_via != "naive" else 14 * 24 * 3600 // s.stream_step_s
+            histories = await self.state.histories(sorted({j.region for j in all_jobs}), n=n)
+            results = await self.forecaster.forecast(all_jobs, histories)
+            trigger_of = [triggers[j.region] for j in jobs] + [t for _, t in requests]
+            await self._deliver(all_jobs, results, trigger_of)
+        for region in due:
+            self._origin[region] = written[region][1]
+        valid = consumed - len(dead)
+        self.metrics.inc("consumed", consumed)
+        self.metrics.inc("processed", valid)
+        if dead:
+            self.metrics.inc("dead_lettered", len(dead))
+
+    async def _dead_letter(self, dead: list[tuple[Any, InvalidMessage]]) -> None:
+        if not dead:
+            return
+        futures = []
+        for msg, exc in dead:
+            headers = [
+                ("reason", exc.reason.encode()),
+                ("source.topic", msg.topic.encode()),
+                ("source.partition", str(msg.partition).encode()),
+                ("source.offset", str(msg.offset).encode()),
+            ]
+            if exc.field:
+                headers.append(("field", exc.field.encode()))
+            logger.info("bridge: dead-letter %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc.reason)
+            futures.append(await self.producer.send(self.settings.topic_dead_letter, value=msg.value, key=msg.key,
+                                                    headers=headers))
+        await asyncio.gather(*futures)
+
+    async def _deliver(self, jobs: Sequence[Job], results: Sequence[dict], triggers: Sequence[_Trigger]) -> None:
+        """Cache, then publish, every result; raises (→ retry, no commit) if either fails."""
+        s = self.settings
+        items: list[tuple[str, dict, int]] = []
+        messages: list[tuple[str, bytes]] = []
+        answered = 0
+        for job, result, trig in zip(jobs, results, triggers, strict=True):
+            result = dict(result, request_id=job.request_id, trigger={
+                "topic": trig.topic, "partition": trig.partition, "offset": trig.offset,
+                "produced_ms": trig.produced_ms,
+            })
+            if "error" in result:
+                self.metrics.inc("forecast_errors")
+                if job.request_id is None:
+                    logger.debug("bridge: no forecast for %s: %s", job.region, result["detail"])
+                    continue
+            else:
+                origin = pd.Timestamp(result["origin"])
+                key = cache_key(job.region, result["model"], result["model_version"], origin, job.horizon, job.level)
+                items.append((key, result, self._ttl(origin)))
+                if job.request_id is None:
+                    items.append((latest_forecast_key(job.region), result, s.cache_ttl_s))
+            answered += job.request_id is not None
+            messages.append((job.region, json.dumps(result, separators=(",", ":"), default=str).encode()))
+        await self.cache.set_many(items)
+        futures = [await self.producer.send(s.topic_forecasts, value=v, key=k.encode()) for k, v in messages]
+        await asyncio.gather(*futures)
+        done_ms = time.time() * 1000
+        for job, result, trig in zip(jobs, results, triggers, strict=True):
+            if job.request_id is None and "error" not in result:
+                self.metrics.inc("forecasts")
+                self.metrics.observe_latency(max(0.0, done_ms - trig.produced_ms))
+        self.metrics.inc("requests_answered", answered)
+
+    def _ttl(self, origin: pd.Timestamp) -> int:
+        """Until the next data point is due (origin + 2 steps), capped by ``cache_ttl_s``."""
+        due = origin.timestamp() + 2 * self.settings.stream_step_s
+        left = due - self.clock()
+        return int(min(self.settings.cache_ttl_s, left)) if left >= 1 else self.settings.cache_ttl_s
+
+
+async def run_bridge(settings: Settings) -> BridgeMetrics:
+    """Run a bridge until SIGTERM/SIGINT; the CLI's entry point."""
+    import signal
+
+    bridge = Bridge(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, bridge.stop)
+    await bridge.run()
+    return bridge.metrics

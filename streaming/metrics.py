@@ -1,0 +1,97 @@
+"""The bridge's metrics: counters in memory, logged periodically, optionally Prometheus.
+
+consumed / processed / dead-lettered / forecasts / retries, consumer lag per partition,
+and the forecast latency (Kafka timestamp of the newest observation used → forecast
+written to Redis and published). A private Prometheus registry keeps tests that start
+several bridges in one process from colliding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+COUNTERS = ("consumed", "processed", "dead_lettered", "forecasts", "forecast_errors", "requests_answered",
+            "retries", "commits")
+
+
+class BridgeMetrics:
+    """Counters + a latency window; ``snapshot()`` for logs and tests."""
+
+    def __init__(self, *, window: int = 10_000) -> None:
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.lag: dict[str, int] = {}
+        self.latencies_ms: deque[float] = deque(maxlen=window)
+        self._prom = None
+
+    def inc(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+        if self._prom is not None:
+            self._prom["counters"].labels(event=name).inc(n)
+
+    def observe_latency(self, ms: float) -> None:
+        self.latencies_ms.append(ms)
+        if self._prom is not None:
+            self._prom["latency"].observe(ms / 1000)
+
+    def set_lag(self, partition: str, lag: int) -> None:
+        self.lag[partition] = lag
+        if self._prom is not None:
+            self._prom["lag"].labels(partition=partition).set(lag)
+
+    def snapshot(self) -> dict:
+        lat = np.array(self.latencies_ms) if self.latencies_ms else None
+        return {
+            **self.counts,
+            "lag": sum(self.lag.values()),
+            "latency_p50_ms": float(np.percentile(lat, 50)) if lat is not None else None,
+            "latency_p99_ms": float(np.percentile(lat, 99)) if lat is not None else None,
+        }
+
+    def serve(self, port: int) -> None:
+        """Expose the metrics for Prometheus on ``port`` (a private registry)."""
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+        registry = CollectorRegistry()
+        self._prom = {
+            "counters": Counter("gridcast_bridge_events", "Bridge events by kind", ["event"], registry=registry),
+            "lag": Gauge("gridcast_bridge_lag", "Messages not yet processed per partition", ["partition"],
+                         registry=registry),
+            "latency": Histogram("gridcast_bridge_forecast_latency_seconds",
+                                 "Observation produced -> forecast in Redis and published", registry=registry,
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)),
+        }
+        for name, value in self.counts.items():
+            self._prom["counters"].labels(event=name).inc(value)
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+        logger.info("bridge metrics on http://127.0.0.1:%d/metrics", port)
+
+
+class PeriodicLog:
+    """Logs the snapshot every ``every_s`` seconds (called from the bridge loop)."""
+
+    def __init__(self, metrics: BridgeMetrics, every_s: float) -> None:
+        self.metrics = metrics
+        self.every_s = every_s
+        self._next = time.monotonic() + every_s
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.every_s
+        s = self.metrics.snapshot()
+        logger.info(
+            "bridge: consumed=%d processed=%d dead_lettered=%d forecasts=%d lag=%d latency p50=%s p99=%s ms",
+            s["consumed"], s["processed"], s["dead_lettered"], s["forecasts"], s["lag"],
+            _fmt(s["latency_p50_ms"]), _fmt(s["latency_p99_ms"]),
+        )
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}"
