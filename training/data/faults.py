@@ -1,0 +1,289 @@
+"""Inject a known set of data faults into a clean table, and record exactly what was done.
+
+Real load files arrive with duplicates, gaps, spikes, stuck meters, Kelvin stretches,
+local-time labels and day/month-swapped dates. The quality check
+(:mod:`training.data.quality`) must find each of them; this module makes a table whose
+faults are known to the row, so the tests (and ``gridcast data sample --faults``) can
+compare what was found with what was put in.
+
+Placement keeps the faults apart so that each one can be counted exactly: they go into
+the first region only, every fault but the date transposition on local days whose
+day-of-month is above 12 (those can never be part of a day/month swap), on different
+days where room allows, away from the first and last week.
+
+``meta["faults"]`` maps each check name (the same names as the quality report) to
+``{"count": int, ...details}``; ``count`` is what the check should report:
+
+==========================  ====================================================
+``duplicates_exact``        extra identical rows
+``duplicates_conflicting``  timestamps with a second, different row (load +5 %)
+``gaps``                    missing steps (rows removed: one long gap, singles)
+``spikes``                  single loads multiplied by 1.6 or 0.45
+``flatlines``               runs of a repeated load (``steps`` gives the length)
+``temperature_unit``        temperatures written in Kelvin (one day's stretch)
+``clock_change``            rows labelled in local wall time instead of UTC
+``date_transposition``      local dates holding the day/month-swapped date's data
+``bounds``                  values outside physical bounds (negative load, 75 °C)
+==========================  ====================================================
+
+Example:
+    >>> from training.data.synthetic import generate
+    >>> df, meta = generate(days=200, seed=1)
+    >>> bad, meta = inject_faults(df, meta, seed=1)
+    >>> meta["faults"]["duplicates_exact"]["count"], len(bad) - len(df)
+    (5, 5)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.schema import LOAD, REFERENCE, REGION, TEMPERATURE, TIMESTAMP, infer_freq, steps_per_day, validate
+
+FAULTS = (
+    "duplicates_exact",
+    "duplicates_conflicting",
+    "gaps",
+    "spikes",
+    "flatlines",
+    "temperature_unit",
+    "clock_change",
+    "date_transposition",
+    "bounds",
+)
+#: how many of each point fault
+N_EXACT, N_CONFLICTING, N_SINGLE_GAPS, N_SPIKES = 5, 4, 3, 4
+LONG_GAP_STEPS = 8
+FLATLINE_STEPS = 10
+#: by default the date transposition covers every pair whose both dates fall in the
+#: table's first year — like the real defect, a file whose dd.mm dates were read mm.dd
+TRANSPOSITION_WINDOW_DAYS = 366
+#: days kept free of faults at each end (spike and profile references need neighbours)
+EDGE_DAYS = 8
+#: the load file's columns (the ones a day/month swap moves); the rest is weather
+LOAD_FILE_COLUMNS = (LOAD, REFERENCE)
+
+
+def inject_faults(
+    df: pd.DataFrame,
+    meta: dict[str, Any] | None,
+    *,
+    seed: int = 0,
+    freq: str | None = None,
+    kinds: tuple[str, ...] | list[str] | None = None,
+    transposition_days: int = TRANSPOSITION_WINDOW_DAYS,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return a faulty copy of a clean canonical table and what was injected.
+
+    Args:
+        df: a clean table on a regular grid (e.g. from :func:`training.data.synthetic.generate`).
+        meta: its metadata (``timezone`` places local days; ``sources`` is split into a
+            load file and a weather file when all columns share one source, because the
+            date transposition moves only the load file's columns).
+        seed: random seed for positions and factors.
+        freq: the table's step; inferred when not given.
+        kinds: which faults (names in :data:`FAULTS`); all by default.
+        transposition_days: swap the day/month pairs whose both dates fall in this
+            many first days (a shorter window makes a partial, non-systematic defect).
+
+    Returns:
+        The faulty table (canonical columns; rows sorted by region and timestamp, file
+        order kept among equal timestamps) and ``meta`` with ``faults``.
+
+    Raises:
+        ValueError: an unknown fault name.
+    """
+    kinds = tuple(FAULTS if kinds is None else kinds)
+    unknown = sorted(set(kinds) - set(FAULTS))
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    meta = dict(meta or {})
+    df = validate(df)
+    freq = freq or meta.get("freq") or infer_freq(df[TIMESTAMP])
+    step = pd.Timedelta(freq)
+    spd = steps_per_day(freq)
+    tz = meta.get("timezone") or "UTC"
+    rng = np.random.default_rng(seed)
+    region = sorted(df[REGION].unique())[0]
+    mask = (df[REGION] == region).to_numpy()
+    rest = df[~mask]
+    part = df[mask].reset_index(drop=True)
+    faults: dict[str, dict[str, Any]] = {name: {"count": 0} for name in kinds}
+
+    local = pd.DatetimeIndex(part[TIMESTAMP]).tz_convert(tz)
+    dates = local.normalize().tz_localize(None)
+    day_start = _day_starts(dates, spd)
+    slots = _slots(day_start, rng)
+
+    # -- date transposition first: it moves whole days of the load file's columns
+    sources = dict(meta.get("sources") or {})
+    if "date_transposition" in kinds:
+        moved = [c for c in part.columns if c in LOAD_FILE_COLUMNS]
+        if sources and len(set(sources.values())) == 1:
+            # one synthetic source: say the load columns came from a load file and the
+            # weather from a correctly labelled weather file, as in the real defect
+            base = next(iter(sources.values()))
+            sources = {c: f"{base}:load" if c in LOAD_FILE_COLUMNS else f"{base}:weather" for c in sources}
+            meta["sources"] = sources
+        elif sources.get(LOAD):
+            moved = [c for c in part.columns if sources.get(c) == sources[LOAD]]
+        part, faults["date_transposition"] = _transpose(part, dates, day_start, spd, moved, transposition_days)
+
+    clock_slot = slots.pop("clock", None)
+    points = slots["points"]
+    cursor = iter(range(10**6))
+
+    def next_pos(span: int = 1) -> int:
+        """A free step (``span`` steps inside one day): a different eligible day each time while days last."""
+        i = next(cursor)
+        day = points[i % len(points)]
+        offset = ((spd // 6) * (1 + i // len(points)) + int(rng.integers(0, max(spd // 12, 1)))) % spd
+        return int(day_start[day] + min(offset, spd - span))
+
+    load = part[LOAD].to_numpy(dtype=float).copy()
+    temp = part[TEMPERATURE].to_numpy(dtype=float).copy()
+    ts = part[TIMESTAMP]
+
+    if "spikes" in kinds:
+        pos = [next_pos() for _ in range(N_SPIKES)]
+        factors = rng.choice([1.6, 0.45], size=N_SPIKES)
+        load[pos] = load[pos] * factors
+        faults["spikes"] = {"count": N_SPIKES, "timestamps": [ts[p].isoformat() for p in pos],
+                            "factors": factors.tolist()}
+    if "flatlines" in kinds:
+        p = next_pos(FLATLINE_STEPS)
+        load[p:p + FLATLINE_STEPS] = load[p]
+        faults["flatlines"] = {"count": 1, "steps": FLATLINE_STEPS, "from": ts[p].isoformat()}
+    if "temperature_unit" in kinds:
+        d = points[next(cursor) % len(points)]
+        p = int(day_start[d])
+        temp[p:p + spd] += 273.15
+        faults["temperature_unit"] = {"count": spd, "from": ts[p].isoformat(), "to": ts[p + spd - 1].isoformat()}
+    if "bounds" in kinds:
+        p1, p2 = next_pos(), next_pos()
+        load[p1] = -abs(load[p1])
+        temp[p2] = 75.0
+        items = [{"timestamp": ts[p1].isoformat(), "column": LOAD}, {"timestamp": ts[p2].isoformat(), "column": TEMPERATURE}]
+        if "humidity_pct" in part:
+            p3 = next_pos()
+            hum = part["humidity_pct"].to_numpy(dtype=float).copy()
+            hum[p3] = 140.0
+            part["humidity_pct"] = hum
+            items.append({"timestamp": ts[p3].isoformat(), "column": "humidity_pct"})
+        faults["bounds"] = {"count": len(items), "values": items}
+    part[LOAD] = load
+    part[TEMPERATURE] = temp
+
+    # -- row-level faults: build the list of rows, then shift / drop / copy
+    order = np.arange(len(part))
+    drop = np.zeros(len(part), dtype=bool)
+    new_ts = part[TIMESTAMP].copy()
+    if "clock_change" in kinds and clock_slot is not None:
+        p = int(day_start[clock_slot])
+        length = 2 * spd
+        offset = local[p].utcoffset()
+        k = int(abs(offset) / step) if offset else 0
+        if k:
+            new_ts.iloc[p:p + length] = part[TIMESTAMP].iloc[p:p + length] + k * step
+            faults["clock_change"] = {"count": length, "from": ts[p].isoformat(),
+                                      "to": ts[p + length - 1].isoformat(), "shift": str(k * step)}
+        else:
+            faults["clock_change"] = {"count": 0, "note": f"{tz} is UTC: local time cannot be mislabelled"}
+    if "gaps" in kinds:
+        p = next_pos(LONG_GAP_STEPS)
+        drop[p:p + LONG_GAP_STEPS] = True
+        singles = [next_pos() for _ in range(N_SINGLE_GAPS)]
+        drop[singles] = True
+        faults["gaps"] = {"count": LONG_GAP_STEPS + N_SINGLE_GAPS, "longest_gap_steps": LONG_GAP_STEPS,
+                          "long_gap_from": ts[p].isoformat(), "single": [ts[s].isoformat() for s in singles]}
+    part = part.assign(**{TIMESTAMP: new_ts})
+    extra = []
+    if "duplicates_exact" in kinds:
+        pos = [next_pos() for _ in range(N_EXACT)]
+        extra.append(part.iloc[pos])
+        faults["duplicates_exact"] = {"count": N_EXACT, "timestamps": [ts[p].isoformat() for p in pos]}
+    if "duplicates_conflicting" in kinds:
+        pos = [next_pos() for _ in range(N_CONFLICTING)]
+        copy = part.iloc[pos].copy()
+        copy[LOAD] = copy[LOAD] * 1.05
+        extra.append(copy)
+        faults["duplicates_conflicting"] = {"count": N_CONFLICTING, "timestamps": [ts[p].isoformat() for p in pos],
+                                            "rule": "second row's load is 5 % higher"}
+    kept = part[~drop]
+    # stable sort keeps file order among equal timestamps: originals before copies,
+    # and a clock-shifted stretch (written earlier) before the rows it overlaps
+    out = pd.concat([kept.assign(_o=order[~drop]), *[e.assign(_o=e.index.to_numpy()) for e in extra]])
+    out = out.sort_values(["_o"], kind="stable").drop(columns="_o")
+    out = pd.concat([rest, out], ignore_index=True)
+    out = out.sort_values([REGION, TIMESTAMP], kind="stable").reset_index(drop=True)
+    meta["faults"] = faults
+    meta["faults_region"] = region
+    return out, meta
+
+
+def _day_starts(dates: pd.DatetimeIndex, spd: int) -> pd.Series:
+    """First row position of each complete local day (one day's steps), by date."""
+    codes, uniques = pd.factorize(dates)
+    counts = np.bincount(codes)
+    first = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    full = counts[codes[first]] == spd
+    return pd.Series(first[full], index=pd.DatetimeIndex(uniques[codes[first[full]]]))
+
+
+def _slots(day_start: pd.Series, rng: np.random.Generator) -> dict[str, Any]:
+    """Days for the faults: a 3-day run for the clock change, then single days, spread out.
+
+    Only days with day-of-month > 12 (never part of a day/month swap) away from both
+    ends; consecutive picks at least two days apart.
+    """
+    days = day_start.index
+    inner = days[(days >= days[0] + pd.Timedelta(days=EDGE_DAYS)) & (days <= days[-1] - pd.Timedelta(days=EDGE_DAYS))]
+    eligible = [d for d in inner if d.day > 12]
+    taken: set[pd.Timestamp] = set()
+    out: dict[str, Any] = {}
+    have = set(days)
+    for d in eligible:
+        run = [d + pd.Timedelta(days=i) for i in range(4)]
+        if d.day <= 24 and all(r in have and r.day > 12 for r in run):
+            out["clock"] = d
+            taken |= {d + pd.Timedelta(days=i) for i in range(-2, 6)}
+            break
+    order = rng.permutation(len(eligible))
+    points: list[pd.Timestamp] = []
+    for i in order:
+        d = eligible[i]
+        if all(abs((d - t).days) >= 2 for t in taken):
+            points.append(d)
+            taken.add(d)
+    if not points:
+        raise ValueError("table too short to place faults: need local days with day-of-month > 12 away from the ends")
+    out["points"] = points
+    return out
+
+
+def _transpose(part: pd.DataFrame, dates: pd.DatetimeIndex, day_start: pd.Series, spd: int,
+               columns: list[str], window_days: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Swap whole local days (y-m-d ↔ y-d-m, m < d <= 12) in the first window, moving ``columns``."""
+    first = dates[0]
+    end = first + pd.Timedelta(days=window_days)
+    have = day_start.index
+    pairs = []
+    for d in have:
+        if d.day <= 12 and d.month < d.day and d < end:
+            other = pd.Timestamp(year=d.year, month=d.day, day=d.month)
+            if other in day_start.index and other < end:
+                pairs.append((d, other))
+    if not pairs:
+        return part, {"count": 0, "note": "no day/month pair inside the table"}
+    a = np.array([day_start[d] for d, _ in pairs])[:, None] + np.arange(spd)
+    b = np.array([day_start[o] for _, o in pairs])[:, None] + np.arange(spd)
+    part = part.copy()
+    for col in columns:
+        x = part[col].to_numpy(dtype=float).copy()
+        x[a], x[b] = x[b], x[a].copy()
+        part[col] = x
+    swapped = sorted([d.date().isoformat() for d, _ in pairs] + [o.date().isoformat() for _, o in pairs])
+    return part, {"count": len(swapped), "pairs": len(pairs), "dates": swapped, "columns": columns}
