@@ -1,0 +1,137 @@
+"""Helpers for the streaming tests: names per test, producing, consuming, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import redis
+
+from training.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+
+
+def script(name: str, action: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / name), action], env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        timeout=180,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} {action} failed: {result.stdout}\n{result.stderr}")
+
+
+@dataclass
+class Stream:
+    """One test's private corner of the shared services: names + settings + helpers."""
+
+    settings: Settings
+    env: dict[str, str]
+
+    @property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.redis_url)
+
+    def count(self, region: str) -> int:
+        with self.redis as r:
+            return int(r.zcard(f"{self.settings.redis_key_prefix}:idx:{region}"))
+
+    def latest(self, region: str) -> dict | None:
+        with self.redis as r:
+            raw = r.get(f"{self.settings.redis_key_prefix}:cache:latest:{region}")
+        return None if raw is None else json.loads(raw)
+
+
+def make_stream(redis_url: str, bootstrap: str, **overrides) -> Stream:
+    uid = uuid.uuid4().hex[:10]
+    values = {
+        "redis_url": redis_url,
+        "kafka_bootstrap": bootstrap,
+        "topic_observations": f"t{uid}.obs",
+        "topic_requests": f"t{uid}.req",
+        "topic_forecasts": f"t{uid}.fc",
+        "topic_dead_letter": f"t{uid}.dl",
+        "consumer_group": f"g{uid}",
+        "redis_key_prefix": f"t{uid}",
+        "forecast_via": "naive",
+        "stream_metrics_every_s": 1.0,
+        "stream_session_timeout_ms": 6000,
+        "stream_poll_ms": 100,
+        "stream_backoff_max_s": 1.0,
+        "redis_timeout_s": 0.5,
+        **overrides,
+    }
+    env = {f"GRIDCAST_{k.upper()}": str(v) for k, v in values.items()}
+    return Stream(settings=Settings(**values), env=env)
+
+
+
+
+def observations(regions: Iterable[str], hours: int, start: str = "2024-03-01") -> list[dict]:
+    """Time-ordered observation documents: ``hours`` per region, a daily load cycle."""
+    idx = pd.date_range(start, periods=hours, freq="h", tz="UTC")
+    docs = []
+    for i, ts in enumerate(idx):
+        for k, region in enumerate(regions):
+            docs.append({"region": region, "timestamp": ts.isoformat(),
+                         "load_mw": 500.0 + 100 * k + 50 * ((i % 24) / 24), "temperature_c": 20.0 + (i % 24) / 4})
+    return docs
+
+
+async def produce(bootstrap: str, topic: str, docs: Iterable[dict | bytes], *, key_field: str = "region") -> None:
+    """Send documents (dicts as JSON, bytes as they are) and wait for every acknowledgement."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for doc in docs:
+            if isinstance(doc, bytes):
+                value, key = doc, b"raw"
+            else:
+                value, key = json.dumps(doc).encode(), str(doc.get(key_field, "none")).encode()
+            futures.append(await producer.send(topic, value=value, key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume_all(bootstrap: str, topic: str, *, until: Callable[[list], bool], timeout_s: float = 60) -> list:
+    """Read ``topic`` from the beginning until ``until(messages)`` holds (or time runs out)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    out: list = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not until(out):
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                out.extend(msgs)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], *, timeout_s: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ok = predicate()
+        if asyncio.iscoroutine(ok):
+            ok = await ok
+        if ok:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
