@@ -614,9 +614,10 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
 
     Two kinds of evidence, because the defect comes in two shapes:
 
-    * **individual** — both loads fit the other date's calendar and weather better,
-      the pair's cost drops below ``CALENDAR_RATIO`` of the labelled one by more than
-      ``CALENDAR_MARGIN`` typical days, and both days look ordinary once swapped;
+    * **individual** — as labelled, at least one of the two days looks unusual; both
+      loads fit the other date's calendar and weather better, the pair's cost drops
+      below ``CALENDAR_RATIO`` of the labelled one by more than ``CALENDAR_MARGIN``
+      typical days, and both days look ordinary once swapped;
     * **systematic** — a file whose ``dd.mm`` dates were read month-first transposes
       every such pair. When, in one year, at least ``SYSTEMATIC_SHARE`` of the pairs
       favour the swap (correctly labelled data: a few percent), all of that year's
@@ -656,6 +657,7 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
         & (swap_b < own_b)
         & (swapped < CALENDAR_RATIO * labelled)
         & (labelled - swapped > CALENDAR_MARGIN * model.typical)
+        & (np.maximum(own_a, own_b) > model.unusual)
         & (np.maximum(swap_a, swap_b) < model.unusual)
     )
     flagged = np.zeros(len(a_all), dtype=bool)
