@@ -52,7 +52,7 @@ bento: install ## build the Bento (bentofile.yaml); trains quick demo models fir
 container: bento ## containerize the Bento with podman (BASE_IMAGE=... replaces the standard base image)
 	@bash scripts/podman-setup.sh
 	$(BIN)/bentoml containerize gridcast:latest --backend podman --opt network=host $(if $(BASE_IMAGE),--opt from=$(BASE_IMAGE))
-	@echo "Image: localhost/$$($(BIN)/bentoml get gridcast:latest -o json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["tag"])')"
+	@echo "Image: localhost/$$($(BIN)/bentoml get gridcast:latest -o json | $(BIN)/python -c 'import json,sys; d = json.load(sys.stdin); print(d["name"] + ":" + d["version"])')"
 
 container-test: bento ## containerize on a local base image, run it, POST a 24-step LSTM forecast, check it, remove it
 	bash scripts/container-test.sh

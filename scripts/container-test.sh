@@ -34,9 +34,25 @@ bash scripts/podman-setup.sh
 bash scripts/base-image.sh "$BASE_IMAGE"
 
 # The concrete Bento version names the image (localhost/gridcast:<version>).
-tag=$("$BENTOML" get "$BENTO" -o json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["tag"])') \
+tag=$("$BENTOML" get "$BENTO" -o json 2>/dev/null | "$PY" -c 'import json,sys; d = json.load(sys.stdin); print(d["name"] + ":" + d["version"])') \
     || fail "no Bento $BENTO in the store; run 'make bento' first"
 image="localhost/${tag}"
+
+# Fail fast (before minutes of image building) if the Bento lacks a served model: the
+# container could not load it. BentoML packs only models referenced at class scope.
+"$PY" - "$tag" <<'EOF' || fail "the Bento does not carry the served models; see above"
+import sys
+
+import bentoml
+
+from training.store import served_tags
+
+packed = {str(m.tag) for m in bentoml.bentos.get(sys.argv[1]).info.all_models}
+missing = sorted(set(served_tags()) - packed)
+if missing:
+    sys.exit(f"container-test: {sys.argv[1]} lacks served models {missing}; the service must reference "
+             "each one at class scope (a bentoml.models.BentoModel class attribute)")
+EOF
 log "containerizing $tag on $BASE_IMAGE"
 t_build=$(date +%s)
 "$BENTOML" containerize "$tag" --backend podman --image-tag "$tag" \
