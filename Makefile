@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 OUT ?= out
 
-.PHONY: run test install system-deps services-up services-down demo-data clean help bento container container-test
+.PHONY: run test install system-deps services-up services-down demo-data clean help bento container container-test stack
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,6 +30,9 @@ services-up: system-deps ## start real Redis and Kafka on 127.0.0.1 if they are 
 services-down: ## stop Redis and Kafka started by the scripts
 	-@bash scripts/kafka.sh down
 	-@bash scripts/redis.sh down
+
+stack: install services-up ## the real-time pipeline: Redis + Kafka + service + bridge + replay, URLs printed (Ctrl-C stops)
+	@OUT=$(OUT) bash scripts/stack.sh
 
 demo-data: install ## generate, check and plot synthetic demo data under $(OUT)/
 	$(BIN)/gridcast data sample --out $(OUT)/sample.parquet --days 730 --regions 2
