@@ -101,12 +101,15 @@ MAX_CLOCK_STRETCH_DAYS = 60
 #: one, and beat it by more than this many typical days' cost ("far better")
 CALENDAR_RATIO = 0.5
 CALENDAR_MARGIN = 3.0
-#: after a swap both days must look ordinary: cost below this quantile of normal days
+#: as labelled, one day of a swapped pair must look unusual: cost above this quantile
+#: of the costs of the days the model was fitted on
 CALENDAR_UNUSUAL_QUANTILE = 0.9
 #: a year in which this share of the candidate pairs favours the swap is transposed as a
 #: whole (a file read month-first), and all its pairs are re-labelled
 SYSTEMATIC_SHARE = 0.75
 SYSTEMATIC_MIN_PAIRS = 8
+#: individually flagged pairs count only when a year holds at least this many
+CLUSTER_MIN_PAIRS = 3
 #: residuals beyond this many robust SDs count no more (one odd hour cannot decide a day)
 CALENDAR_CLIP_Z = 4.0
 #: fits of the calendar model; each after the first leaves out the most unusual days
@@ -609,7 +612,7 @@ def _calendar_model(frame: pd.DataFrame, spd: int, tz: str, country: str | None)
     return _CalendarModel(days, country)
 
 
-def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[dict[str, Any]], int]:
+def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[dict[str, Any]], int, list[str]]:
     """Pairs of local dates (y-m-d, y-d-m) whose loads belong to each other's date.
 
     Two kinds of evidence, because the defect comes in two shapes:
@@ -617,7 +620,8 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
     * **individual** — as labelled, at least one of the two days looks unusual; both
       loads fit the other date's calendar and weather better, the pair's cost drops
       below ``CALENDAR_RATIO`` of the labelled one by more than ``CALENDAR_MARGIN``
-      typical days, and both days look ordinary once swapped;
+      typical days. Such pairs are flagged only when a year holds at least
+      ``CLUSTER_MIN_PAIRS`` of them (a lone pair is reported as a suspect);
     * **systematic** — a file whose ``dd.mm`` dates were read month-first transposes
       every such pair. When, in one year, at least ``SYSTEMATIC_SHARE`` of the pairs
       favour the swap (correctly labelled data: a few percent), all of that year's
@@ -630,7 +634,7 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
             (then it moves with the load, and sits at the load's label).
 
     Returns:
-        The flagged pairs and the number of candidate pairs.
+        The flagged pairs, the number of candidate pairs, and lone suspect pairs.
     """
     days = model.days
     dates = days.dates
@@ -642,7 +646,7 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
         and (other := pd.Timestamp(year=d.year, month=d.day, day=d.month)) in where
     ]
     if not pairs:
-        return [], 0
+        return [], 0, []
     a_all, b_all = np.array(pairs).T
     scored = days.ok[a_all] & days.ok[b_all]
     a, b = a_all[scored], b_all[scored]
@@ -658,19 +662,24 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
         & (swapped < CALENDAR_RATIO * labelled)
         & (labelled - swapped > CALENDAR_MARGIN * model.typical)
         & (np.maximum(own_a, own_b) > model.unusual)
-        & (np.maximum(swap_a, swap_b) < model.unusual)
     )
     flagged = np.zeros(len(a_all), dtype=bool)
     flagged[np.flatnonzero(scored)[individual]] = True
     evidence = np.full(len(a_all), "individual", dtype=object)
     years_all = dates[a_all].year.to_numpy()
     years = years_all[scored]
-    for year in np.unique(years):
+    suspects = []
+    for year in np.unique(years_all):
         in_year = years == year
         if in_year.sum() >= SYSTEMATIC_MIN_PAIRS and (swapped[in_year] < labelled[in_year]).mean() >= SYSTEMATIC_SHARE:
             new = (years_all == year) & ~flagged
             evidence[new] = "systematic"
             flagged |= years_all == year
+        elif 0 < (lone := flagged & (years_all == year)).sum() < CLUSTER_MIN_PAIRS:
+            # a swap comes from how a file was parsed and hits many dates; a lone pair
+            # is more likely two odd days (an unlisted holiday and a Saturday)
+            suspects += [f"{dates[i].date()}<->{dates[j].date()}" for i, j in zip(a_all[lone], b_all[lone], strict=True)]
+            flagged &= ~lone
     cost_l = np.full(len(a_all), np.nan)
     cost_s = np.full(len(a_all), np.nan)
     cost_l[scored], cost_s[scored] = labelled, swapped
@@ -679,7 +688,7 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
          "evidence": evidence[k], "cost_labelled": _num(cost_l[k]), "cost_swapped": _num(cost_s[k]),
          "pos": int(days.starts[i]), "pos_other": int(days.starts[j])}
         for k, (i, j) in enumerate(zip(a_all, b_all, strict=True)) if flagged[k]
-    ], int(len(a_all))
+    ], int(len(a_all)), suspects
 
 
 def _day_type(model: _CalendarModel) -> list[dict[str, Any]]:
@@ -870,7 +879,9 @@ def _calendar(frame: pd.DataFrame, spd: int, tz: str, country: str | None, check
     sources = meta.get("sources") or {}
     weather_moves = TEMPERATURE in defective and LOAD in sources and TEMPERATURE in sources
     weather_moves = weather_moves or not sources
-    pairs, candidates = _transposed_pairs(model, weather_moves)
+    pairs, candidates, suspects = _transposed_pairs(model, weather_moves)
+    if suspects:
+        checks.add("date_transposition", 0, suspects=suspects)
     public = [{k: v for k, v in p.items() if not k.startswith("pos")} | {"region": region} for p in pairs]
     dates = [p["date"] for p in pairs] + [p["swapped_with"] for p in pairs]
     swapped = []
