@@ -34,11 +34,12 @@ services-down: ## stop Redis and Kafka started by the scripts
 stack: install services-up ## the real-time pipeline: Redis + Kafka + service + bridge + replay, URLs printed (Ctrl-C stops)
 	@OUT=$(OUT) bash scripts/stack.sh
 
-demo-data: install ## generate, check and plot synthetic demo data under $(OUT)/
-	$(BIN)/gridcast data sample --out $(OUT)/sample.parquet --days 730 --regions 2
+demo-data: install ## generate (with known faults), check and plot synthetic demo data under $(OUT)/
+	$(BIN)/gridcast data sample --out $(OUT)/sample.parquet --days 730 --regions 2 --faults
 	$(BIN)/gridcast data check $(OUT)/sample.parquet --report $(OUT)/quality.json --clean-out $(OUT)/clean.parquet
 	$(BIN)/gridcast data plot $(OUT)/clean.parquet --out $(OUT)/plots
-	@echo "Outputs: $(OUT)/sample.parquet (raw), $(OUT)/clean.parquet (cleaned), $(OUT)/quality.json (report), $(OUT)/plots/ (PNGs)"
+	@echo "Outputs: $(OUT)/sample.parquet (raw, with injected faults), $(OUT)/quality.json (quality report)," \
+	      "$(OUT)/clean.parquet (cleaned), $(OUT)/plots/ (PNGs). More: docs/data.md"
 
 run: demo-data ## the demo: data pipeline (later: train quick models, serve with UI on :3000)
 

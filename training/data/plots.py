@@ -37,6 +37,8 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 #: more points than this in a scatter and it becomes a hexbin (readable, fast)
 SCATTER_MAX = 20_000
 #: distinct colours for flag kinds, in report order
+#: keys of a report example that hold a time
+TIME_KEYS = ("timestamp", "from", "to", "start", "end", "date")
 FLAG_COLOURS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
                 "tab:green", "black")
 
@@ -59,8 +61,8 @@ def flagged_times(report: dict[str, Any] | None, region: str | None = None) -> d
     """Timestamps each quality check flagged, read from its ``examples``.
 
     The report's examples are small: a timestamp string, or a dict with
-    ``timestamp``/``start``/``end``/``date`` (and possibly ``region``). Anything else
-    is skipped — a plot must never fail because a report changed shape.
+    ``timestamp``/``from``/``to``/``start``/``end``/``date`` (and possibly ``region``).
+    Anything else is skipped — a plot must never fail because a report changed shape.
     """
     out: dict[str, list[pd.Timestamp]] = {}
     for name, check in ((report or {}).get("checks") or {}).items():
@@ -71,7 +73,7 @@ def flagged_times(report: dict[str, Any] | None, region: str | None = None) -> d
             if isinstance(ex, dict):
                 if region is not None and ex.get("region") not in (None, region):
                     continue
-                values: Iterable[Any] = [ex.get(k) for k in ("timestamp", "start", "end", "date") if ex.get(k)]
+                values: Iterable[Any] = [ex.get(k) for k in TIME_KEYS if ex.get(k)]
             else:
                 values = [ex]
             for v in values:
@@ -80,6 +82,22 @@ def flagged_times(report: dict[str, Any] | None, region: str | None = None) -> d
                     times.append(ts)
         if times:
             out[name] = times
+    return out
+
+
+def flagged_spans(report: dict[str, Any] | None,
+                  region: str | None = None) -> dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]]:
+    """Stretches (``from``..``to`` or ``start``..``end``) each check flagged, per check."""
+    out: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] = {}
+    for name, check in ((report or {}).get("checks") or {}).items():
+        if not isinstance(check, dict):
+            continue
+        for ex in check.get("examples") or []:
+            if not isinstance(ex, dict) or (region is not None and ex.get("region") not in (None, region)):
+                continue
+            a, b = _as_utc(ex.get("from", ex.get("start"))), _as_utc(ex.get("to", ex.get("end")))
+            if a is not None and b is not None:
+                out.setdefault(name, []).append((a, b))
     return out
 
 
@@ -96,7 +114,7 @@ def _as_utc(value: Any) -> pd.Timestamp | None:
 
 
 def series_with_flags(df: pd.DataFrame, report: dict[str, Any] | None = None, *, region: str | None = None) -> Figure:
-    """Load over time; flagged problems as coloured markers, missing stretches shaded."""
+    """Load over time; flagged problems as coloured markers (and spans), missing stretches grey."""
     region, part = _one_region(df, region)
     fig = Figure(figsize=(12, 4.5), layout="constrained")
     ax = fig.add_subplot()
@@ -110,8 +128,11 @@ def series_with_flags(df: pd.DataFrame, report: dict[str, Any] | None = None, *,
             ax.axvspan(load.index[a], load.index[min(b, len(load) - 1)], color="grey", alpha=0.3,
                        label="missing" if k == 0 else None)
     flags = flagged_times(report, region)
+    spans = flagged_spans(report, region)
     y_top = np.nanmax(load.to_numpy()) if load.notna().any() else 1.0
     for (name, times), colour in zip(flags.items(), FLAG_COLOURS * 4, strict=False):
+        for a, b in spans.get(name, []):
+            ax.axvspan(a, b, color=colour, alpha=0.25)
         at = pd.DatetimeIndex(times)
         y = load.reindex(at).to_numpy(dtype=float)
         y = np.where(np.isnan(y), y_top, y)

@@ -149,9 +149,9 @@ def test_plot_rejects_a_report_that_is_not_json(tmp_path, capsys):
 
 
 def test_sample_faults_check_reports_injected_counts_and_plots_flags(tmp_path, capsys):
-    """The acceptance path: sample --faults → check (every injected fault, its count) → plot."""
+    """The acceptance path, as `make demo-data` runs it: sample --faults → check → plot."""
     raw, clean, report = tmp_path / "raw.parquet", tmp_path / "clean.parquet", tmp_path / "q.json"
-    assert main(["data", "sample", "--out", str(raw), "--days", "60", "--seed", "4", "--faults"]) == 0
+    assert main(["data", "sample", "--out", str(raw), "--days", "730", "--regions", "2", "--seed", "42", "--faults"]) == 0
     _, meta = read_table(raw)
     injected = meta["faults"]
     assert injected, "no faults recorded"

@@ -94,3 +94,19 @@ def test_plot_all_writes_four_pngs_per_region(table, tmp_path):
 
 def test_figures_are_plain_figures_without_pyplot(table):
     assert isinstance(series_with_flags(table), Figure)
+
+
+def test_flagged_stretches_are_shaded_in_their_check_colour(table):
+    one = table[table["region"] == "region-1"]
+    ts = one["timestamp"]
+    report = {"checks": {"flatlines": {"count": 1, "examples": [
+        {"region": "region-1", "from": str(ts.iloc[30]), "to": str(ts.iloc[40]), "steps": 10}]}}}
+
+    ax = series_with_flags(one, report).axes[0]
+
+    (marks,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert marks.get_label() == "flatlines (2 shown)"
+    (span,) = ax.patches
+    x0, x1 = span.get_x(), span.get_x() + span.get_width()
+    dates = pd.to_datetime([x0, x1], unit="D", utc=True)  # matplotlib date numbers are days since 1970
+    assert abs(dates[0] - ts.iloc[30]) < pd.Timedelta("1min") and abs(dates[1] - ts.iloc[40]) < pd.Timedelta("1min")
