@@ -40,7 +40,7 @@ SCATTER_MAX = 20_000
 #: keys of a report example that hold a time
 TIME_KEYS = ("timestamp", "from", "to", "start", "end", "date")
 FLAG_COLOURS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
-                "tab:green", "black")
+                "tab:green", "black", "gold", "navy", "magenta", "lime", "teal")
 
 
 def _one_region(df: pd.DataFrame, region: str | None) -> tuple[str, pd.DataFrame]:
