@@ -1,0 +1,381 @@
+"""Leakage-free backtests: rolling origins, refits, updates between them, and scores.
+
+The loop, per model and origin (in time order):
+
+1. **Refit** when none is fitted yet or ``refit`` has passed since the last fit, on
+   ``frame[frame.index < origin]`` — the slice is strict, so a fit never sees the
+   origin's own step or anything after it.
+2. Otherwise **update** the model with the actuals that arrived since the previous
+   origin (``origin_prev <= t < origin``): what a deployed model does every hour.
+3. **Predict** ``horizon`` steps from the origin. Future weather (the only thing the
+   model is told about the targets) is, by ``weather``:
+
+   * ``oracle`` — the observed weather: an upper bound no operator can reach;
+   * ``noisy`` — observed temperature plus a seeded forecast-like error whose spread
+     grows with lead: ``sigma(h) = 0.3 + 0.3·h/24`` °C for a lead of ``h`` hours
+     (0.6 °C a day ahead, 1.8 °C at five days), correlated between neighbouring hours
+     (AR(1), ρ = 0.9 per hour) because weather-forecast errors come in spells. Only
+     temperature is given (other weather columns are withheld). The error depends on
+     the origin and the seed only, so every model sees the same forecast;
+   * ``none`` — no future weather at all.
+
+Protocols: ``rolling`` scores all ``horizon`` steps of forecasts issued every ``step``
+from ``start``; ``day-ahead`` issues at 12:00 UTC on day D−1 and scores the steps of
+day D (UTC) — what grid operators publish. A reference forecast column (the
+operator's) is scored on the same targets, side by side.
+
+Metrics per model, overall and per lead: MAPE, MAE, RMSE, bias (forecast − actual),
+interval coverage and mean width per level, and the pinball loss averaged over the
+quantiles the intervals and the mean stand for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.errors import InsufficientDataError, UserInputError
+from training.models.base import Forecaster
+from training.schema import LOAD, REFERENCE, TEMPERATURE, WEATHER, infer_freq
+
+PROTOCOLS = ("rolling", "day-ahead")
+WEATHER_MODES = ("oracle", "noisy", "none")
+REFERENCE_NAME = "reference"
+#: noisy weather: sigma(h) = NOISE_BASE_C + NOISE_PER_DAY_C * h / 24, AR(1) across hours
+NOISE_BASE_C = 0.3
+NOISE_PER_DAY_C = 0.3
+NOISE_RHO = 0.9
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """What to backtest and how.
+
+    Attributes:
+        start: first origin (rolling) or first scored day (day-ahead), UTC.
+        end: origins / scored days are before this (UTC, exclusive).
+        horizon: steps forecast from each origin (rolling); day-ahead derives it.
+        step: time between origins (rolling; day-ahead is daily).
+        refit: refit a model when this much time has passed since its last fit.
+        protocol: ``rolling`` or ``day-ahead``.
+        weather: ``oracle``, ``noisy`` or ``none`` (future weather given to models).
+        levels: interval levels to request and score.
+        seed: seed of the noisy weather.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    horizon: int = 24
+    step: str = "24h"
+    refit: str = "7D"
+    protocol: str = "rolling"
+    weather: str = "noisy"
+    levels: tuple[int, ...] = (80, 90, 95)
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise UserInputError(f"protocol must be one of {', '.join(PROTOCOLS)}", field="protocol")
+        if self.weather not in WEATHER_MODES:
+            raise UserInputError(f"weather must be one of {', '.join(WEATHER_MODES)}", field="weather")
+        if self.horizon < 1:
+            raise UserInputError("horizon must be >= 1", field="horizon")
+        if not self.start < self.end:
+            raise UserInputError("start must be before end", field="start")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One forecast: issued at ``origin`` for ``horizon`` steps, ``scored`` ones kept."""
+
+    origin: pd.Timestamp
+    horizon: int
+    scored: pd.DatetimeIndex
+
+
+@dataclass
+class BacktestResult:
+    """Forecasts (long: one row per model, origin, target), metrics and timings."""
+
+    forecasts: pd.DataFrame
+    metrics: dict[str, Any]
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": self.config, "metrics": self.metrics, "timings": self.timings}
+
+
+def _utc(ts: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+
+
+def make_origins(index: pd.DatetimeIndex, config: BacktestConfig) -> list[Origin]:
+    """The forecast origins of the protocol inside the data's range."""
+    freq = pd.Timedelta(infer_freq(index))
+    start, end = _utc(config.start), _utc(config.end)
+    out: list[Origin] = []
+    if config.protocol == "rolling":
+        for origin in pd.date_range(start, end, freq=pd.Timedelta(config.step), inclusive="left"):
+            targets = pd.date_range(origin, periods=config.horizon, freq=freq)
+            out.append(Origin(origin, config.horizon, targets))
+    else:
+        for day in pd.date_range(start.normalize(), end, freq="1D", inclusive="left"):
+            origin = day - pd.Timedelta(hours=12)
+            horizon = int((day + pd.Timedelta(days=1) - origin) / freq)
+            out.append(Origin(origin, horizon, pd.date_range(day, periods=int(pd.Timedelta(days=1) / freq),
+                                                               freq=freq)))
+    last = index[-1]
+    out = [o for o in out if o.scored[-1] <= last and o.origin > index[0]]
+    if not out:
+        raise InsufficientDataError("no forecast origin of the backtest lies inside the data's range")
+    return out
+
+
+def future_weather(frame: pd.DataFrame, origin: Origin, mode: str, *, seed: int) -> pd.DataFrame | None:
+    """The weather a model is told for the targets of ``origin`` (see module docstring)."""
+    if mode == "none":
+        return None
+    freq = pd.Timedelta(infer_freq(frame.index))
+    targets = pd.date_range(origin.origin, periods=origin.horizon, freq=freq)
+    cols = [c for c in WEATHER if c in frame]
+    observed = frame[cols].reindex(targets)
+    if mode == "oracle" or TEMPERATURE not in observed:
+        return observed
+    lead_h = (np.arange(1, origin.horizon + 1) * freq) / pd.Timedelta(hours=1)
+    rng = np.random.default_rng([seed, int(origin.origin.timestamp())])
+    rho = NOISE_RHO ** (freq / pd.Timedelta(hours=1))
+    z = rng.standard_normal(origin.horizon)
+    ar = np.empty(origin.horizon)
+    ar[0] = z[0]
+    for i in range(1, origin.horizon):
+        ar[i] = rho * ar[i - 1] + np.sqrt(1 - rho**2) * z[i]
+    sigma = NOISE_BASE_C + NOISE_PER_DAY_C * lead_h / 24.0
+    return pd.DataFrame({TEMPERATURE: observed[TEMPERATURE].to_numpy() + sigma * ar}, index=targets)
+
+
+def run_backtest(
+    frame: pd.DataFrame,
+    factories: Mapping[str, Callable[[], Forecaster]],
+    config: BacktestConfig,
+    *,
+    reference_col: str | None = REFERENCE,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BacktestResult:
+    """Backtest each model of ``factories`` on one region's ``frame``.
+
+    Args:
+        frame: one region, UTC index on a regular grid, ``load_mw`` + weather
+            (+ the reference column).
+        factories: name -> a function returning a new, unfitted forecaster.
+        config: protocol, range, refit cadence, weather mode, levels.
+        reference_col: outside forecast column to score side by side (if present).
+        progress: called as ``progress(model, done, total)`` after each origin.
+
+    Returns:
+        The forecasts, metrics and timings (fit seconds, update seconds per new
+        step, predict seconds per forecast).
+    """
+    if LOAD not in frame:
+        raise UserInputError(f"the data has no {LOAD} column", field=LOAD)
+    frame = frame.sort_index()
+    origins = make_origins(frame.index, config)
+    weather = {o.origin: future_weather(frame, o, config.weather, seed=config.seed) for o in origins}
+    refit = pd.Timedelta(config.refit)
+    rows: list[pd.DataFrame] = []
+    timings: dict[str, dict[str, float]] = {}
+    for name, factory in factories.items():
+        model: Forecaster | None = None
+        fitted_at = seen_until = None
+        fit_s: list[float] = []
+        upd_s, upd_steps, pred_s = 0.0, 0, []
+        for i, o in enumerate(origins):
+            if model is None or o.origin - fitted_at >= refit:
+                t0 = time.perf_counter()
+                model = factory().fit(frame[frame.index < o.origin])
+                fit_s.append(time.perf_counter() - t0)
+                fitted_at = o.origin
+            else:
+                new = frame[(frame.index >= seen_until) & (frame.index < o.origin)]
+                t0 = time.perf_counter()
+                model.update(new)
+                upd_s += time.perf_counter() - t0
+                upd_steps += len(new)
+            seen_until = o.origin
+            t0 = time.perf_counter()
+            fc = model.predict(o.horizon, future_covariates=weather[o.origin], level=config.levels)
+            pred_s.append(time.perf_counter() - t0)
+            rows.append(_score_rows(fc, frame, o, name))
+            if progress:
+                progress(name, i + 1, len(origins))
+        timings[name] = {
+            "fits": len(fit_s),
+            "fit_s_mean": float(np.mean(fit_s)),
+            "fit_s_max": float(np.max(fit_s)),
+            "update_ms_per_step": 1000 * upd_s / upd_steps if upd_steps else float("nan"),
+            "predict_ms_mean": 1000 * float(np.mean(pred_s)),
+            "predict_ms_median": 1000 * float(np.median(pred_s)),
+        }
+    if reference_col and reference_col in frame and frame[reference_col].notna().any():
+        for o in origins:
+            ref = pd.DataFrame({"mean": frame[reference_col].reindex(o.scored)})
+            rows.append(_score_rows(ref, frame, o, REFERENCE_NAME))
+    forecasts = pd.concat(rows, ignore_index=True)
+    return BacktestResult(
+        forecasts=forecasts,
+        metrics=compute_metrics(forecasts, config.levels),
+        timings=timings,
+        config={
+            "start": str(_utc(config.start)), "end": str(_utc(config.end)), "horizon": config.horizon,
+            "step": config.step, "refit": config.refit, "protocol": config.protocol,
+            "weather": config.weather, "levels": list(config.levels), "seed": config.seed,
+            "origins": len(origins), "models": list(factories),
+        },
+    )
+
+
+def _score_rows(fc: pd.DataFrame, frame: pd.DataFrame, o: Origin, name: str) -> pd.DataFrame:
+    """The scored part of one forecast, joined with the actuals."""
+    freq = pd.Timedelta(infer_freq(frame.index))
+    fc = fc.reindex(o.scored)
+    out = fc.reset_index(drop=True)
+    out.insert(0, "model", name)
+    out.insert(1, "origin", o.origin)
+    out.insert(2, "timestamp", o.scored)
+    out.insert(3, "lead", ((o.scored - o.origin) / freq).astype(int) + 1)
+    out.insert(4, "actual", frame[LOAD].reindex(o.scored).to_numpy())
+    return out
+
+
+def _point_metrics(actual: np.ndarray, mean: np.ndarray) -> dict[str, float]:
+    err = mean - actual
+    nz = actual != 0
+    return {
+        "n": int(len(actual)),
+        "mape": float(np.mean(np.abs(err[nz]) / np.abs(actual[nz])) * 100) if nz.any() else float("nan"),
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "bias": float(np.mean(err)),
+    }
+
+
+def _pinball(actual: np.ndarray, pred: np.ndarray, q: float) -> float:
+    diff = actual - pred
+    return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+
+
+def score(group: pd.DataFrame, levels: Sequence[int]) -> dict[str, float]:
+    """Metrics for one set of scored rows (rows without an actual or forecast skipped)."""
+    g = group[group["actual"].notna() & group["mean"].notna()]
+    if g.empty:
+        return {"n": 0}
+    actual, mean = g["actual"].to_numpy(float), g["mean"].to_numpy(float)
+    out = _point_metrics(actual, mean)
+    losses = [_pinball(actual, mean, 0.5)]
+    for lv in levels:
+        lo, hi = f"lo-{lv}", f"hi-{lv}"
+        if lo not in g or g[lo].isna().all():
+            continue
+        lo_v, hi_v = g[lo].to_numpy(float), g[hi].to_numpy(float)
+        out[f"coverage_{lv}"] = float(np.mean((actual >= lo_v) & (actual <= hi_v)) * 100)
+        out[f"width_{lv}"] = float(np.mean(hi_v - lo_v))
+        q = (1 - lv / 100) / 2
+        losses += [_pinball(actual, lo_v, q), _pinball(actual, hi_v, 1 - q)]
+    out["pinball"] = float(np.mean(losses))
+    return out
+
+
+def compute_metrics(forecasts: pd.DataFrame, levels: Sequence[int]) -> dict[str, Any]:
+    """``{model: {"overall": {...}, "by_lead": {lead: {...}}}}``."""
+    out: dict[str, Any] = {}
+    for name, g in forecasts.groupby("model", sort=False):
+        out[str(name)] = {
+            "overall": score(g, levels),
+            "by_lead": {int(lead): score(lg, levels) for lead, lg in g.groupby("lead")},
+        }
+    return out
+
+
+# -- presentation (used by the CLI and the benchmark) ------------------------------
+def render_table(result: BacktestResult, title: str | None = None):
+    """A rich table: one row per model, overall metrics."""
+    from rich.table import Table
+
+    levels = result.config.get("levels", [])
+    table = Table(title=title or f"backtest ({result.config.get('protocol')}, weather {result.config.get('weather')})")
+    for col in ("model", "n", "MAPE %", "MAE", "RMSE", "bias", *[f"cov{lv} %" for lv in levels], "pinball",
+                "fit s", "upd ms/step", "pred ms"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in result.metrics.items():
+        o = m["overall"]
+        t = result.timings.get(name, {})
+
+        def f(v: Any, fmt: str = ".1f") -> str:
+            return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+        table.add_row(
+            name, str(o.get("n", 0)), f(o.get("mape"), ".2f"), f(o.get("mae"), ".0f"), f(o.get("rmse"), ".0f"),
+            f(o.get("bias"), ".0f"), *[f(o.get(f"coverage_{lv}")) for lv in levels], f(o.get("pinball"), ".1f"),
+            f(t.get("fit_s_mean"), ".2f"), f(t.get("update_ms_per_step"), ".2f"), f(t.get("predict_ms_median"), ".1f"),
+        )
+    return table
+
+
+def plot_results(result: BacktestResult, out_dir) -> list:
+    """PNGs: MAPE by lead per model, and the last scored week with the widest band."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name, m in result.metrics.items():
+        leads = sorted(m["by_lead"])
+        ax.plot(leads, [m["by_lead"][lead].get("mape", np.nan) for lead in leads], marker=".", label=name)
+    ax.set_xlabel("lead (steps after the origin)")
+    ax.set_ylabel("MAPE %")
+    ax.set_title("Error by lead")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    paths.append(out_dir / "error_by_lead.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fc = result.forecasts
+    end = fc["timestamp"].max()
+    week = fc[fc["timestamp"] > end - pd.Timedelta(days=7)]
+    # one forecast per target: the latest origin (rolling origins overlap)
+    week = week.sort_values("origin").drop_duplicates(["model", "timestamp"], keep="last")
+    levels = result.config.get("levels", [])
+    widest = max(levels) if levels else None
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    actual = week.drop_duplicates("timestamp").set_index("timestamp")["actual"].sort_index()
+    ax.plot(actual.index, actual.to_numpy(), color="black", lw=1.5, label="actual")
+    for name, g in week.groupby("model", sort=False):
+        g = g.set_index("timestamp").sort_index()
+        line, = ax.plot(g.index, g["mean"].to_numpy(), lw=1, label=str(name))
+        if widest and f"lo-{widest}" in g and g[f"lo-{widest}"].notna().any():
+            ax.fill_between(g.index, g[f"lo-{widest}"].to_numpy(float), g[f"hi-{widest}"].to_numpy(float),
+                            color=line.get_color(), alpha=0.12)
+    ax.set_title(f"Last scored week (bands: {widest} % intervals)" if widest else "Last scored week")
+    ax.set_ylabel("load (MW)")
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=4, fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    paths.append(out_dir / "sample_week.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
