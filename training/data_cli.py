@@ -109,7 +109,10 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.faults:
         from training.data.faults import inject_faults
 
-        df, meta = inject_faults(df, meta, seed=seed, freq=args.freq)
+        try:
+            df, meta = inject_faults(df, meta, seed=seed, freq=args.freq)
+        except ValueError as exc:  # the injector's way of saying the table has no room for them
+            raise UserInputError(f"--faults: {exc}; use more --days", field="days") from None
     path = write_table(df, args.out, meta)
     console = _console()
     console.print(f"wrote [bold]{path}[/] — synthetic: {len(df):,} rows, "

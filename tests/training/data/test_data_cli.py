@@ -120,8 +120,9 @@ def test_sample_writes_marked_synthetic_data(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags", [["--freq", "7min"], ["--freq", "hourly"], ["--days", "0"]],
-                         ids=["freq-not-dividing-a-day", "freq-garbage", "zero-days"])
+@pytest.mark.parametrize("flags", [["--freq", "7min"], ["--freq", "hourly"], ["--days", "0"],
+                                   ["--days", "3", "--faults"]],
+                         ids=["freq-not-dividing-a-day", "freq-garbage", "zero-days", "faults-without-room"])
 def test_sample_bad_arguments_exit_2(tmp_path, capsys, flags):
     assert main(["data", "sample", "--out", str(tmp_path / "s.parquet"), *flags]) == 2
     assert capsys.readouterr().err.count("\n") == 1
