@@ -159,6 +159,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _clean(obj: Any) -> Any:
+    """BentoML metadata takes no ``None``: drop such keys, blank such list items."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        return [("" if v is None else _clean(v)) for v in obj]
+    return obj
+
+
 def _mape(metadata: dict[str, Any]) -> float:
     value = (metadata.get("validation") or {}).get("mape")
     try:
@@ -184,7 +193,7 @@ def save_model(forecaster: Forecaster, *, region: str, metadata: dict[str, Any])
 
     store = model_store()
     alias = forecaster.alias
-    meta = {**metadata, "alias": alias, "region": region, "saved_at": _now()}
+    meta = _clean({**metadata, "alias": alias, "region": region, "saved_at": _now()})
     with bentoml.models.create(
         model_name(alias, region),
         labels={"app": PREFIX, "alias": alias, "region": sanitize(region)},
@@ -212,8 +221,7 @@ def save_model(forecaster: Forecaster, *, region: str, metadata: dict[str, Any])
             )
         if promoted:
             entries = [e for e in entries if e is not current]
-            entries.append({"region": region, "alias": alias, "tag": tag,
-                            "mape": new_mape if math.isfinite(new_mape) else None})
+            entries.append({"region": region, "alias": alias, "tag": tag, "mape": new_mape})
             _write_served(store, entries, reason=f"promote {tag}: {reason}")
     log.info("saved %s (%s): %s", tag, "promoted" if promoted else "not promoted", reason)
     return SaveResult(tag=tag, promoted=promoted, reason=reason)

@@ -214,17 +214,25 @@ class LSTMForecaster(Forecaster):
             [blocks, past_cal, t_scaled[..., None], t_known.mean(-1, dtype=np.float32)[..., None]], axis=-1
         )
         lead = np.arange(1, H + 1)
-        lags = []
+        lags, weather_change = [], []
+        fut_weather = self._weather(fut_temp)
+        past_weather = self._weather(past_temp)
+        fut_known = np.isfinite(fut_temp)
+        past_known = np.isfinite(past_temp)
         for p in self._lag_periods():
             pos = L - 1 + lead - p * np.ceil(lead / p).astype(int)  # index into the window
             lags.append(ratio[:, pos])
+            # the weather change since the lagged step: what the correction to a lag
+            # forecast mostly depends on (zero where either side is unknown)
+            both = (fut_known & past_known[:, pos])[..., None]
+            weather_change.append(np.where(both, fut_weather - past_weather[:, pos], 0.0))
         lags.append(np.repeat(ratio[:, -1:], H, axis=1))  # the last observed value
-        fut_known = np.isfinite(fut_temp).astype(np.float32)
         decoder = np.concatenate(
             [
                 fut_cal,
-                self._weather(fut_temp),
-                fut_known[..., None],
+                fut_weather,
+                fut_known.astype(np.float32)[..., None],
+                *weather_change,
                 np.stack(lags, axis=-1),
                 np.broadcast_to((lead / H).astype(np.float32), (b, H))[..., None],
             ],
@@ -518,7 +526,8 @@ class LSTMForecaster(Forecaster):
             "encoder": f"{self.params['input_days']} day blocks: load ratio profile, calendar at block end, "
                        "mean temperature, temperature presence",
             "decoder": "calendar_features (Fourier " + json.dumps(self.fourier_) + f", {', '.join(FLAGS)}, weekday), "
-                       f"weather_features ({', '.join(WEATHER_TERMS)}) + presence flag, load ratio lags "
+                       f"weather_features ({', '.join(WEATHER_TERMS)}) + presence flag + their change since each "
+                       "lagged step, load ratio lags "
                        f"{self._lag_periods()} steps and last value, lead",
             "country": self.params["country"],
             "tz": self.params["tz"],

@@ -1,0 +1,138 @@
+"""LSTMForecaster: the model contract on seeded synthetic data (quick settings).
+
+One quick model is trained per module (seconds) and shared by the tests; each test
+checks one contract property against independently computed values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.data.synthetic import generate
+from training.errors import InsufficientDataError, UserInputError
+from training.models.base import ForecastRequest, SeasonalNaive
+from training.models.lstm import LSTMForecaster
+from training.schema import LOAD, TEMPERATURE, region_frame
+
+pytestmark = pytest.mark.slow
+
+HOLDOUT = 14 * 24
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    """120 days, one region: enough windows for a quick fit to learn the weather response."""
+    df, _ = generate(days=120, regions=1, seed=11)
+    return region_frame(df, "region-1")
+
+
+@pytest.fixture(scope="module")
+def fitted(frame: pd.DataFrame) -> LSTMForecaster:
+    return LSTMForecaster(quick=True, verbose=0, seed=3).fit(frame.iloc[:-HOLDOUT])
+
+
+def _mape(actual: pd.Series, forecast: pd.Series) -> float:
+    return float((100 * (actual - forecast).abs() / actual).mean())
+
+
+def test_shapes_index_and_columns(fitted: LSTMForecaster, frame: pd.DataFrame) -> None:
+    fc = fitted.predict(36, level=(80, 95))
+    last = frame.index[-HOLDOUT - 1]
+    expected = pd.date_range(last + pd.Timedelta("1h"), periods=36, freq="1h", tz="UTC")
+    assert fc.index.equals(expected)
+    assert list(fc.columns) == ["mean", "lo-80", "hi-80", "lo-95", "hi-95"]
+    assert np.isfinite(fc.to_numpy()).all()
+
+
+def test_intervals_are_nested_around_the_mean(fitted: LSTMForecaster, frame: pd.DataFrame) -> None:
+    future = frame.iloc[-HOLDOUT:][[TEMPERATURE]]
+    fc = fitted.predict(168, future_covariates=future, level=(50, 80, 95))
+    assert (fc["lo-95"] <= fc["lo-80"]).all() and (fc["lo-80"] <= fc["lo-50"]).all()
+    assert (fc["lo-50"] <= fc["mean"]).all() and (fc["mean"] <= fc["hi-50"]).all()
+    assert (fc["hi-50"] <= fc["hi-80"]).all() and (fc["hi-80"] <= fc["hi-95"]).all()
+    assert (fc["hi-95"] - fc["lo-95"]).mean() > 0
+
+
+def test_beats_seasonal_naive_day_ahead(fitted: LSTMForecaster, frame: pd.DataFrame) -> None:
+    naive = SeasonalNaive().fit(frame.iloc[:-HOLDOUT])
+    lstm_err, naive_err = [], []
+    for day in range(HOLDOUT // 24):
+        cut = len(frame) - HOLDOUT + 24 * day
+        history, target = frame.iloc[:cut], frame.iloc[cut:cut + 24]
+        fc = fitted.predict(24, future_covariates=target[[TEMPERATURE]], history=history)
+        lstm_err.append(_mape(target[LOAD], fc["mean"]))
+        naive_err.append(_mape(target[LOAD], naive.predict(24, history=history)["mean"]))
+    assert np.mean(lstm_err) < np.mean(naive_err), (np.mean(lstm_err), np.mean(naive_err))
+
+
+def test_predict_batch_equals_each_predict(fitted: LSTMForecaster, frame: pd.DataFrame) -> None:
+    cut = len(frame) - HOLDOUT
+    requests = [
+        ForecastRequest(id="ctx", horizon=24),
+        ForecastRequest(id="hist", horizon=48, level=(90,), history=frame.iloc[:cut + 5]),
+        ForecastRequest(id="weather", horizon=168, history=frame.iloc[:cut + 30],
+                        future_covariates=frame.iloc[cut + 30:][[TEMPERATURE]]),
+    ]
+    batch = fitted.predict_batch(requests)
+    assert set(batch) == {"ctx", "hist", "weather"}
+    for r in requests:
+        single = fitted.predict(r.horizon, r.future_covariates, r.level, history=r.history)
+        pd.testing.assert_frame_equal(batch[r.id], single, rtol=1e-5)
+
+
+def test_weather_changes_the_forecast(fitted: LSTMForecaster, frame: pd.DataFrame) -> None:
+    future = frame.iloc[-HOLDOUT:][[TEMPERATURE]]
+    hot = future + 8.0
+    a = fitted.predict(48, future_covariates=future)["mean"]
+    b = fitted.predict(48, future_covariates=hot)["mean"]
+    assert not np.allclose(a, b)
+
+
+def test_update_moves_the_origin(fitted: LSTMForecaster, frame: pd.DataFrame, tmp_path) -> None:
+    cut = len(frame) - HOLDOUT
+    copy = LSTMForecaster.load(fitted.save(tmp_path / "m"))
+    copy.update(frame.iloc[cut:cut + 24])
+    after_update = copy.predict(24)
+    from_history = fitted.predict(24, history=frame.iloc[:cut + 24])
+    assert after_update.index[0] == frame.index[cut + 24]
+    pd.testing.assert_frame_equal(after_update, from_history)
+
+
+def test_bad_requests_raise_domain_errors(fitted: LSTMForecaster, frame: pd.DataFrame) -> None:
+    with pytest.raises(UserInputError):
+        fitted.predict(fitted.H_ + 1)
+    with pytest.raises(InsufficientDataError):
+        fitted.predict(24, history=frame.iloc[:48])
+    with pytest.raises(InsufficientDataError):
+        LSTMForecaster(quick=True, verbose=0).fit(frame.iloc[:24 * 10])
+
+
+def test_save_load_reproduces_forecasts_in_a_fresh_process(
+    fitted: LSTMForecaster, frame: pd.DataFrame, tmp_path
+) -> None:
+    directory = fitted.save(tmp_path / "lstm")
+    history = frame.iloc[: len(frame) - HOLDOUT + 7]
+    history.to_parquet(tmp_path / "history.parquet")
+    expected = fitted.predict(72, history=history)
+    script = textwrap.dedent(
+        f"""
+        import json, pandas as pd
+        from training.models.base import Forecaster
+        model = Forecaster.load({str(directory)!r})
+        history = pd.read_parquet({str(tmp_path / "history.parquet")!r})
+        fc = model.predict(72, history=history)
+        print(json.dumps({{"mean": fc["mean"].tolist(), "hi": fc["hi-95"].tolist(), "alias": model.alias}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["alias"] == "lstm"
+    assert got["mean"] == expected["mean"].tolist()
+    assert got["hi"] == expected["hi-95"].tolist()
