@@ -100,12 +100,15 @@ def read_columns(src: Source, columns: Sequence[str], *, what: str = "file",
             _require(columns, existing, label)
             return pd.read_parquet(path, columns=None if all_columns else columns)
         if path.suffix.lower() == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                names = [n for n in zf.namelist() if not n.endswith("/")]
-                if len(names) != 1:
-                    raise UserInputError(
-                        f"{path} holds {len(names)} files; expected exactly one CSV inside the zip", field="path"
-                    )
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    names = [n for n in zf.namelist() if not n.endswith("/")]
+            except zipfile.BadZipFile:
+                raise UserInputError(f"{path} is not a readable zip file", field="path") from None
+            if len(names) != 1:
+                raise UserInputError(
+                    f"{path} holds {len(names)} files; expected exactly one CSV inside the zip", field="path"
+                )
     try:
         header = pd.read_csv(src, nrows=0, compression="infer")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as exc:
@@ -365,6 +368,8 @@ def read_weather(
     needed = [time_col, *([station_col] if station_col else []), *value_cols]
     # the whole row is needed to tell exact from conflicting copies
     raw = read_columns(src, needed, what="weather file", all_columns=True)
+    if raw.empty:
+        raise UserInputError(f"weather file {label} has no data rows", field="weather")
     ts, clock = parse_timestamps(raw[time_col], tz=tz, column=time_col, label=label, nonexistent=nonexistent,
                                  dayfirst=dayfirst, date_format=date_format)
     frame = raw.assign(**{TIMESTAMP: ts}).drop(columns=[time_col])

@@ -48,6 +48,20 @@ def _naive(tmp_path: Path, load_csv: Path) -> Path:
     return path
 
 
+def _not_a_zip(tmp_path: Path, load_csv: Path) -> Path:
+    path = tmp_path / "load.zip"
+    path.write_bytes(b"this is not a zip archive")
+    return path
+
+
+def _text_in_load(tmp_path: Path, load_csv: Path) -> Path:
+    raw = pd.read_csv(load_csv, dtype=str)
+    raw.loc[2, "Demand"] = "n/a MW"
+    path = tmp_path / "text.csv"
+    raw.to_csv(path, index=False)
+    return path
+
+
 BASE = ["--time-col", "Time", "--load-col", "Demand", "--temp-col", "Temp"]
 
 USER_ERRORS = [
@@ -64,6 +78,9 @@ USER_ERRORS = [
                                         "--weather-temp-col", "t"], ["weather file not found"], id="missing-weather-file"),
     pytest.param(lambda tmp, csv: csv, ["--time-col", "Time", "--load-col", "Demand"], ["no temperature"],
                  id="no-temperature"),
+    pytest.param(_not_a_zip, BASE, ["is not a readable zip file"], id="corrupt-zip"),
+    pytest.param(_text_in_load, BASE, ["column 'Demand'", "not numeric", "data row 3", "'n/a MW'"],
+                 id="non-numeric-load"),
 ]
 
 
