@@ -217,7 +217,7 @@ def import_summary(meta: dict[str, Any], path: Path) -> Any:
     table.add_row("regions", ", ".join(meta["regions"]))
     for col, r in rep["ranges"].items():
         src = meta["source_columns"].get(col, "")
-        table.add_row(col, f"{r['min']:,} .. {r['max']:,}, missing {r['missing']:,}  ← {src!r}")
+        table.add_row(col, f"{_fmt(r['min'])} .. {_fmt(r['max'])}, missing {r['missing']:,}  ← {src!r}")
     table.add_row("exact duplicate rows dropped", str(rep["duplicates_exact_dropped"]))
     table.add_row("conflicting duplicate timestamps", f"{rep['duplicates_conflicting']} (left for `data check`)")
     if rep.get("clock_change"):
@@ -240,6 +240,10 @@ def import_summary(meta: dict[str, Any], path: Path) -> Any:
         table.add_row("mean temperature °C", f"{m['min']} .. {m['max']}")
         table.add_row("load hours without weather", str(w["load_timestamps_without_weather"]))
     return table
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:,}"
 
 
 def _timedelta(freq: str) -> Any:

@@ -384,7 +384,7 @@ def read_weather(
     frame = frame.drop_duplicates(subset=key, keep="first")
 
     out = pd.DataFrame(index=pd.DatetimeIndex(sorted(frame[TIMESTAMP].unique()), name=TIMESTAMP))
-    station_ranges: dict[str, dict[str, float]] = {}
+    station_ranges: dict[str, dict[str, float | None]] = {}
     for canonical, cols in {TEMPERATURE: list(temp_cols), **extra_cols}.items():
         per_col = []
         for col in cols:
@@ -408,10 +408,9 @@ def read_weather(
         out[canonical] = wide.mean(axis=1).reindex(out.index)
     report["temperature_by_station_c"] = station_ranges
     if station_ranges:
-        report["temperature_single_station_c"] = {
-            "min": min(r["min"] for r in station_ranges.values()),
-            "max": max(r["max"] for r in station_ranges.values()),
-        }
+        lows = [r["min"] for r in station_ranges.values() if r["min"] is not None]
+        highs = [r["max"] for r in station_ranges.values() if r["max"] is not None]
+        report["temperature_single_station_c"] = {"min": min(lows, default=None), "max": max(highs, default=None)}
     report["temperature_mean_c"] = {"min": _r(out[TEMPERATURE].min()), "max": _r(out[TEMPERATURE].max())}
     report["timestamps"] = int(len(out))
     return out, report
@@ -437,8 +436,9 @@ def _weather_duplicates(raw: pd.DataFrame, frame: pd.DataFrame, key: list[str],
     return result
 
 
-def _r(x: float) -> float:
-    return round(float(x), 2) if pd.notna(x) else float("nan")
+def _r(x: float) -> float | None:
+    """Rounded for the report; None (JSON null, not NaN) when there is no value."""
+    return round(float(x), 2) if pd.notna(x) else None
 
 
 # ---- the import -------------------------------------------------------------------------
