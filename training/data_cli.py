@@ -25,6 +25,7 @@ WEATHER_FLAGS = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``gridcast data`` and its four actions to the top-level parser."""
     data = sub.add_parser("data", help="generate, import, check and plot load data")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
@@ -89,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    """Generate the seeded demo table (optionally with known faults) and say what was written."""
     from training.data.synthetic import generate
     from training.errors import UserInputError
     from training.schema import write_table
@@ -125,6 +127,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    """Import a load (+ weather) file and print what was decided: rows, ranges, duplicates, clock changes."""
     from training.data.importer import import_table
     from training.schema import write_table
 
@@ -156,6 +159,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """Run the quality checks; exit 1, saying why, when the data cannot be used for forecasting."""
     from training.data.quality import check, render_summary
     from training.schema import read_table, write_table
     from training.settings import get_settings
@@ -182,6 +186,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    """Write the overview PNGs, marking the flags of the report given or embedded by `data check`."""
     from training.data.plots import plot_all
     from training.errors import UserInputError
     from training.schema import read_table
