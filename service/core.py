@@ -48,8 +48,8 @@ logger = logging.getLogger(__name__)
 
 #: aliases a client may name explicitly (besides "best")
 ALIASES = ("lstm", "sarimax", "naive", "ensemble")
-#: metadata keys where training records the validation MAPE, most specific first
-MAPE_KEYS = ("val_mape", "validation_mape", "mape")
+#: keys where training records the validation MAPE (under ``metadata["validation"]``)
+MAPE_KEYS = ("mape", "val_mape", "validation_mape")
 DEFAULT_FREQ = "1h"
 
 
@@ -90,7 +90,7 @@ class ServedModel:
     @property
     def mape(self) -> float | None:
         """Validation MAPE recorded at training time (None when training did not record one)."""
-        for source in (self.metadata, self.metadata.get("metrics") or {}):
+        for source in (self.metadata.get("validation") or {}, self.metadata, self.metadata.get("metrics") or {}):
             for key in MAPE_KEYS:
                 value = source.get(key) if isinstance(source, Mapping) else None
                 if isinstance(value, int | float) and math.isfinite(value):
@@ -332,7 +332,7 @@ class ForecastCore:
             history = history_frame(query, step=step, max_points=s.max_history_points)
             source = "request"
         else:
-            history = self._state_history(query.region, degraded)
+            history = self._state_history(served, degraded)
             source = "state" if history is not None else "model"
         covariates = weather_frame(query, step=step, origin=history.index[-1] if history is not None else None)
 
@@ -356,11 +356,17 @@ class ForecastCore:
             plan.cached = self._cache_get(key, plan)
         return plan
 
-    def _state_history(self, region: str, degraded: list[str]) -> pd.DataFrame | None:
+    def _state_history(self, served: ServedModel, degraded: list[str]) -> pd.DataFrame | None:
+        """Recent observations from the state store, or None when the model's own context is as fresh.
+
+        A model keeps the end of the data it was trained on (its context); when the store
+        holds nothing newer — the embedded default, seeded from that same tail — the model
+        forecasts from its context, which also carries the weather the store may lack.
+        """
         if self.state is None:
             return None
         try:
-            frame = self.state.history(region, n=self.settings.max_history_points)
+            frame = self.state.history(served.region, n=self.settings.max_history_points)
         except Exception:  # Redis down: answer from the model's own tail, flagged
             logger.warning("state store unavailable; forecasting from the model's own history", exc_info=True)
             degraded.append("state")
@@ -369,6 +375,9 @@ class ForecastCore:
         if frame is None or len(frame) == 0 or LOAD not in frame.columns:
             return None
         frame = frame.sort_index()
+        context_end = _model_end(served)
+        if context_end is not None and frame.index[-1] <= context_end:
+            return None
         return frame[[c for c in (LOAD, *WEATHER) if c in frame.columns]].astype(float)
 
     def _cache_get(self, key: str, plan: Plan) -> dict | None:
@@ -523,7 +532,7 @@ def _digest(*frames: pd.DataFrame | None) -> str:
 
 
 def _model_end(served: ServedModel) -> pd.Timestamp | None:
-    end = served.metadata.get("train_end") or (served.metadata.get("training_range") or {}).get("end")
+    end = served.metadata.get("context_end") or served.metadata.get("train_end")
     if not end:
         return None
     ts = pd.Timestamp(end)

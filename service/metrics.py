@@ -4,26 +4,31 @@ BentoML runs every service process with Prometheus' multiprocess mode, so counte
 incremented in the model process (batch sizes) show up on the API server's
 ``/metrics`` next to the API process's own (cache hits, fallbacks).
 
-``bentoml.metrics`` objects are created lazily on first use: BentoML must have set up
-its multiprocess registry before the first metric exists, which is after import.
+``prometheus_client`` is used directly (``bentoml.metrics`` is deprecated in 1.4).
+Metrics are created lazily on first use, once per process: by then BentoML has
+pointed ``PROMETHEUS_MULTIPROC_DIR`` at its shared directory.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-import bentoml
+from typing import Any
 
 
 @cache
-def _counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> object:
-    return bentoml.metrics.Counter(name=name, documentation=documentation, labelnames=list(labels))
+def _counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Any:
+    from prometheus_client import Counter
+
+    return Counter(name=name, documentation=documentation, labelnames=list(labels))
 
 
 @cache
-def batch_size_histogram() -> object:
+def batch_size_histogram() -> Any:
     """Sizes of the batches the model process computed (adaptive batching's effect)."""
-    return bentoml.metrics.Histogram(
+    from prometheus_client import Histogram
+
+    return Histogram(
         name="gridcast_model_batch_size",
         documentation="Model calls computed together in one batch.",
         labelnames=["alias"],
@@ -36,6 +41,7 @@ EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "cache_hit": ("gridcast_cache_hits", "Forecasts served from the cache.", ()),
     "cache_miss": ("gridcast_cache_misses", "Forecast cache misses.", ()),
     "fallback": ("gridcast_fallbacks", "Answers given by the seasonal-naive fallback.", ("alias",)),
+    "cache_error": ("gridcast_cache_errors", "Cache operations that failed (Redis down; answered anyway).", ()),
     "state_error": ("gridcast_state_errors", "State-store reads that failed (answered anyway).", ()),
 }
 
