@@ -34,7 +34,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 VALUE_COLUMNS: tuple[str, ...] = tuple(c for c in ALL_COLUMNS if c not in (TIMESTAMP, REGION))
 
 #: KEYS = [hash, index, regions]; ARGV = [region, max_points, epoch1, json1, epoch2, json2, ...]
-#: returns {new_rows, last_epoch or -1}. Atomic, so two bridges writing the same region
+#: returns {new_rows, last_epoch or -1, rows held}. Atomic, so two bridges writing the same region
 #: (during a rebalance) cannot double count or leave the hash and index out of step.
 _ADD_SCRIPT = """
 local h, z, regions = KEYS[1], KEYS[2], KEYS[3]
@@ -77,8 +77,19 @@ if n > maxp then
 end
 redis.call('SADD', regions, ARGV[1])
 local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
-if last[2] then return {new, tonumber(last[2])} end
-return {new, -1}
+local held = redis.call('ZCARD', z)
+if last[2] then return {new, tonumber(last[2]), held} end
+return {new, -1, held}
+"""
+
+#: KEYS = [hash, index]; ARGV = [n]; returns {rows held, members, docs} of the newest n rows,
+#: read atomically so the count and the rows belong together (the bridge's window check).
+_TAIL_SCRIPT = """
+local held = redis.call('ZCARD', KEYS[2])
+local m = redis.call('ZRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
+local d = {}
+if #m > 0 then d = redis.call('HMGET', KEYS[1], unpack(m)) end
+return {held, m, d}
 """
 
 
@@ -125,20 +136,28 @@ def encode_rows(frame: pd.DataFrame) -> list[tuple[int, str]]:
 
 
 def decode_rows(epochs: Iterable[int], docs: Iterable[str | bytes | None]) -> pd.DataFrame:
-    """The inverse of :func:`encode_rows`: a frame on a UTC index named ``timestamp``."""
-    ts, rows = [], []
+    """The inverse of :func:`encode_rows`: a frame on a UTC index named ``timestamp``.
+
+    Built column by column (not row by row): the bridge decodes thousands of rows per batch.
+    """
+    ts: list[int] = []
+    kept: list[str] = []
     for epoch, doc in zip(epochs, docs, strict=True):
         if doc is None:  # trimmed between the index read and the hash read
             continue
         ts.append(int(epoch))
-        rows.append(json.loads(doc))
-    index = pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True), name=TIMESTAMP)
-    frame = pd.DataFrame.from_records(rows, index=index) if rows else pd.DataFrame(index=index)
-    for col in (LOAD, TEMPERATURE):
-        if col not in frame.columns:
-            frame[col] = np.nan
-    ordered = [c for c in VALUE_COLUMNS if c in frame.columns]
-    return frame[ordered].astype(float)
+        kept.append(doc.decode() if isinstance(doc, bytes) else doc)
+    # one parse of a JSON array is ~10x faster than one json.loads per row
+    return frame_from_rows(ts, json.loads("[" + ",".join(kept) + "]"))
+
+
+def frame_from_rows(ts: Sequence[int], rows: Sequence[dict]) -> pd.DataFrame:
+    """A region frame from epoch seconds and parsed row documents (same order)."""
+    present = set().union(*rows) if rows else set()
+    columns = [c for c in VALUE_COLUMNS if c in present or c in (LOAD, TEMPERATURE)]
+    data = {c: np.array([r.get(c, np.nan) for r in rows], dtype=float) for c in columns}
+    index = pd.DatetimeIndex(np.array(ts, dtype="int64") * 1_000_000_000, tz="UTC", name=TIMESTAMP)
+    return pd.DataFrame(data, index=index)
 
 
 def _limit(n: int | None, max_points: int) -> int:
@@ -255,7 +274,7 @@ class RedisStateStore:
         """Add encoded rows atomically; ``(new_rows, last_epoch)``."""
         if not rows:
             return 0, None
-        new, last = self._call("add_observations", lambda: self._add(
+        new, last, _ = self._call("add_observations", lambda: self._add(
             keys=[self.keys.obs(region), self.keys.index(region), self.keys.regions],
             args=_script_args(region, self.max_points, rows),
         ))
@@ -305,13 +324,15 @@ class AsyncRedisStateStore:
         self.keys = RedisKeys(prefix)
         self.max_points = max_points
         self._add = self.client.register_script(_ADD_SCRIPT)
+        self._tail = self.client.register_script(_TAIL_SCRIPT)
 
-    async def add_many(self, rows_by_region: Mapping[str, list[tuple[int, str]]]) -> dict[str, tuple[int, int | None]]:
+    async def add_many(self, rows_by_region: Mapping[str, list[tuple[int, str]]]) -> dict[str, tuple[int, int | None, int]]:
         """Add the rows of many regions in ONE pipelined round trip.
 
         Returns:
-            region -> ``(new_rows, last_epoch)``; the bridge forecasts the regions whose
-            last timestamp moved on.
+            region -> ``(new_rows, last_epoch, rows_held)``; the bridge forecasts the
+            regions whose last timestamp moved on, and checks its in-memory window
+            against ``rows_held``.
         """
         regions = [r for r, rows in rows_by_region.items() if rows]
         if not regions:
@@ -324,35 +345,39 @@ class AsyncRedisStateStore:
                     client=pipe,
                 )
             results = await pipe.execute()
-        return {r: (int(new), None if int(last) < 0 else int(last)) for r, (new, last) in zip(regions, results, strict=True)}
+        return {
+            r: (int(new), None if int(last) < 0 else int(last), int(held))
+            for r, (new, last, held) in zip(regions, results, strict=True)
+        }
 
-    async def history(self, region: str, n: int | None = None) -> pd.DataFrame:
-        k = _limit(n, self.max_points)
-        if k == 0:
-            return decode_rows([], [])
-        members = await self.client.zrange(self.keys.index(region), -k, -1)
-        docs = await self.client.hmget(self.keys.obs(region), members) if members else []
-        return decode_rows((int(m) for m in members), docs)
+    async def tails(self, regions: Iterable[str], n: int) -> dict[str, tuple[list[int], list[str | None], int]]:
+        """The newest ``n`` rows of many regions, each read atomically with its row count.
 
-    async def histories(self, regions: Iterable[str], n: int | None = None) -> dict[str, pd.DataFrame]:
-        """Many regions' histories in two pipelined round trips."""
+        Returns:
+            region -> ``(epochs, json docs, rows held)``, one pipelined round trip.
+        """
         regions = list(regions)
-        k = _limit(n, self.max_points)
-        if not regions or k == 0:
-            return {r: decode_rows([], []) for r in regions}
+        if not regions:
+            return {}
         async with self.client.pipeline(transaction=False) as pipe:
             for r in regions:
-                pipe.zrange(self.keys.index(r), -k, -1)
-            members = await pipe.execute()
-        async with self.client.pipeline(transaction=False) as pipe:
-            for r, m in zip(regions, members, strict=True):
-                if m:
-                    pipe.hmget(self.keys.obs(r), m)
-            docs = iter(await pipe.execute())
+                await self._tail(keys=[self.keys.obs(r), self.keys.index(r)], args=[max(1, n)], client=pipe)
+            results = await pipe.execute()
         return {
-            r: decode_rows((int(x) for x in m), next(docs) if m else [])
-            for r, m in zip(regions, members, strict=True)
+            r: ([int(m) for m in members], [None if d is None else _decode_str(d) for d in docs], int(held))
+            for r, (held, members, docs) in zip(regions, results, strict=True)
         }
+
+    async def history(self, region: str, n: int | None = None) -> pd.DataFrame:
+        return (await self.histories([region], n))[region]
+
+    async def histories(self, regions: Iterable[str], n: int | None = None) -> dict[str, pd.DataFrame]:
+        """Many regions' histories in one pipelined round trip."""
+        regions = list(regions)
+        k = _limit(n, self.max_points)
+        if k == 0:
+            return {r: decode_rows([], []) for r in regions}
+        return {r: decode_rows(epochs, docs) for r, (epochs, docs, _) in (await self.tails(regions, k)).items()}
 
     async def last_timestamp(self, region: str) -> pd.Timestamp | None:
         last = await self.client.zrange(self.keys.index(region), -1, -1)

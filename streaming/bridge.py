@@ -43,7 +43,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from service.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
-from service.state import AsyncRedisStateStore, StateStoreUnavailable, make_async_state_store
+from service.state import AsyncRedisStateStore, StateStoreUnavailable, frame_from_rows, make_async_state_store
 from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
 from streaming.messages import InvalidMessage, parse_observation, parse_request
 from streaming.metrics import BridgeMetrics, PeriodicLog
@@ -78,6 +78,55 @@ class _Trigger:
     produced_ms: int
 
 
+class _Windows:
+    """The newest ``n`` rows per region in memory, so a forecast does not re-read Redis.
+
+    Only valid while this bridge is the region's only writer. Every write returns the
+    number of rows Redis holds for the region; a number other than this window expects
+    means someone else wrote (another bridge, around a rebalance), so the window is
+    dropped and read again from Redis. All windows are dropped on every rebalance.
+    """
+
+    def __init__(self, n: int, max_points: int) -> None:
+        self.n = min(n, max_points)
+        self.max_points = max_points
+        self._rows: dict[str, dict[int, dict]] = {}
+        self._held: dict[str, int] = {}
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._held.clear()
+
+    def apply(self, rows: Mapping[str, list[tuple[int, str]]], written: Mapping[str, tuple[int, int | None, int]]) -> None:
+        for region, (new, _, held) in written.items():
+            window = self._rows.get(region)
+            if window is None:
+                continue
+            if min(self._held[region] + new, self.max_points) != held:
+                logger.info("bridge: %s was written elsewhere; re-reading its window", region)
+                del self._rows[region], self._held[region]
+                continue
+            for epoch, doc in rows[region]:
+                window[epoch] = json.loads(doc)
+            if len(window) > self.n:
+                for epoch in sorted(window)[: len(window) - self.n]:
+                    del window[epoch]
+            self._held[region] = held
+
+    async def histories(self, state: AsyncRedisStateStore, regions: Sequence[str]) -> dict[str, pd.DataFrame]:
+        missing = [r for r in regions if r not in self._rows]
+        if missing:
+            for region, (epochs, docs, held) in (await state.tails(missing, self.n)).items():
+                self._rows[region] = {e: json.loads(d) for e, d in zip(epochs, docs, strict=True) if d is not None}
+                self._held[region] = held
+        out = {}
+        for region in regions:
+            window = self._rows[region]
+            epochs = sorted(window)
+            out[region] = frame_from_rows(epochs, [window[e] for e in epochs])
+        return out
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
@@ -85,10 +134,12 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Wait for the batch in flight: it commits its offsets before the partitions go.
         async with self.bridge._inflight:
+            self.bridge._windows.clear()
             logger.info("bridge: partitions revoked: %s", _fmt_tps(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.bridge.assigned = set(assigned)
+        self.bridge._windows.clear()
         logger.info("bridge: partitions assigned: %s", _fmt_tps(assigned))
 
 
@@ -112,7 +163,7 @@ class Bridge:
         forecaster: StreamForecaster | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
+        self.settings = s = settings
         self.forecaster = forecaster or make_forecaster(settings)
         self.clock = clock
         self.metrics = BridgeMetrics()
@@ -120,6 +171,8 @@ class Bridge:
         self._inflight = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._origin: dict[str, int] = {}  # region -> origin (epoch) of the last forecast published
+        steps = s.max_history_points if s.forecast_via != "naive" else 14 * 86400 // s.stream_step_s
+        self._windows = _Windows(steps, s.state_max_points)
         self._next_offset: dict[TopicPartition, int] = {}
         self._transient = TRANSIENT + _redis_errors()
         self.state: AsyncRedisStateStore | None = None
@@ -277,12 +330,12 @@ class Bridge:
 
         await self._dead_letter(dead)
         written = await self.state.add_many(rows)
-        due = [r for r, (_, last) in written.items() if last is not None and last > self._origin.get(r, -1)]
+        self._windows.apply(rows, written)
+        due = [r for r, (_, last, _) in written.items() if last is not None and last > self._origin.get(r, -1)]
         jobs = [Job(region=r, horizon=s.stream_horizon, level=tuple(s.levels), model=s.stream_model) for r in due]
         all_jobs = jobs + [job for job, _ in requests]
         if all_jobs:
-            n = s.max_history_points if s.forecast_via != "naive" else 14 * 24 * 3600 // s.stream_step_s
-            histories = await self.state.histories(sorted({j.region for j in all_jobs}), n=n)
+            histories = await self._windows.histories(self.state, sorted({j.region for j in all_jobs}))
             results = await self.forecaster.forecast(all_jobs, histories)
             trigger_of = [triggers[j.region] for j in jobs] + [t for _, t in requests]
             await self._deliver(all_jobs, results, trigger_of)

@@ -123,7 +123,7 @@ async def test_async_store_shares_layout_with_sync_store(redis_up):
         from service.state import encode_rows
 
         res = await astore.add_many({"a": encode_rows(frame("2024-01-01 03:00", 4)), "b": encode_rows(frame("2024-01-01", 2))})
-        assert res["a"] == (2, int(pd.Timestamp("2024-01-01 06:00", tz="UTC").timestamp()))
+        assert res["a"] == (2, int(pd.Timestamp("2024-01-01 06:00", tz="UTC").timestamp()), 7)
         assert res["b"][0] == 2
         hists = await astore.histories(["a", "b", "c"], n=3)
         assert hists["a"]["load_mw"].tolist() == [101.0, 102.0, 103.0]  # 04:00..06:00, rewritten by the async store

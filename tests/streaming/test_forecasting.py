@@ -30,6 +30,21 @@ async def test_naive_forecaster_weekly_daily_and_too_short():
     assert s["error"] == "insufficient_data" and none["error"] == "insufficient_data"
 
 
+@pytest.mark.parametrize("days,season_days", [(14, 7), (3, 1)], ids=["weekly", "daily"])
+async def test_fast_naive_equals_the_contract_seasonal_naive(days, season_days):
+    rng = np.random.default_rng(3)
+    h = history(days)
+    h["load_mw"] += rng.normal(0, 10, len(h))
+    (fast,) = await NaiveForecaster(Settings()).forecast([Job("x", 30, (95, 80))], {"x": h})
+    ref = SeasonalNaive(season_days=season_days).fit(h).predict(30, level=(80, 95))
+    assert [p["timestamp"] for p in fast["points"]] == [t.isoformat() for t in ref.index]
+    assert [p["mean"] for p in fast["points"]] == pytest.approx(ref["mean"].tolist())
+    for lv in (80, 95):
+        assert [p["intervals"][str(lv)]["lower"] for p in fast["points"]] == pytest.approx(ref[f"lo-{lv}"].tolist())
+        assert [p["intervals"][str(lv)]["upper"] for p in fast["points"]] == pytest.approx(ref[f"hi-{lv}"].tolist())
+    assert [p["upper"] for p in fast["points"]] == pytest.approx(ref["hi-95"].tolist())
+
+
 async def test_naive_forecaster_fills_a_gap_in_the_state():
     f = NaiveForecaster(Settings())
     h = history(8).drop(history(8).index[100:103])  # three missing hours
