@@ -184,10 +184,25 @@ class SarimaxForecaster(Forecaster):
         from statsmodels.tsa.statespace.initialization import Initialization
 
         mod = self._model(endog, exog)
+        # never switch to the steady-state gain: a restored model filters its last row
+        # with the full recursions, so the original must too for identical forecasts
+        mod.ssm.tolerance = 0.0
         if state is not None:
             mod.ssm.initialization = Initialization(mod.k_states, "known", constant=state, stationary_cov=state_cov)
         # parameters are fixed: their covariance (an expensive OPG estimate) is never needed
         return mod.filter(self.params_, cov_type="none")
+
+    def _anchor(self, results, y: np.ndarray, x: np.ndarray):
+        """Re-filter the last row from the state before it, as :meth:`load` will.
+
+        The observation intercept ``x·β`` is a matrix product whose last bits depend on
+        how many rows it is computed for (BLAS blocking), so a one-row re-filter can
+        differ from the long run by 1e-13. Forecasting always from this one-row filter
+        makes a loaded model's forecasts identical to the original's.
+        """
+        if len(y) == 1 and results.nobs == 1:
+            return results
+        return self._filter(y[-1:], x[-1:], results.predicted_state[..., -2], results.predicted_state_cov[..., -2])
 
     def _regular(self, frame: pd.DataFrame, start: pd.Timestamp | None = None) -> pd.DataFrame:
         """``frame`` on the regular grid (missing steps become NaN rows)."""
@@ -236,7 +251,7 @@ class SarimaxForecaster(Forecaster):
         self.params_ = np.concatenate([beta, np.asarray(arma_res.params), [float(arma_res.scale)]])
 
         # the full regression-with-SARIMA-errors model, parameters fixed
-        self.results_ = self._filter(y, x)
+        self.results_ = self._anchor(self._filter(y, x), y, x)
         self.last_timestamp_ = frame.index[-1]
         self.last_y_, self.last_x_ = y[-1:], x[-1:]
         self.temp_tail_ = self._temp_tail(frame)
@@ -265,7 +280,7 @@ class SarimaxForecaster(Forecaster):
         y = frame[LOAD].astype(float).to_numpy()
         # what ``results.extend`` does, without its (parameter) covariance estimate
         r = self.results_
-        self.results_ = self._filter(y, x, r.predicted_state[..., -1], r.predicted_state_cov[..., -1])
+        self.results_ = self._anchor(self._filter(y, x, r.predicted_state[..., -1], r.predicted_state_cov[..., -1]), y, x)
         self.last_timestamp_ = frame.index[-1]
         self.last_y_, self.last_x_ = y[-1:], x[-1:]
         self.temp_tail_ = self._temp_tail(frame, self.temp_tail_)
@@ -323,7 +338,7 @@ class SarimaxForecaster(Forecaster):
         self.freq_ = state["freq_"]
         self.season_ = state["season_"]
         self.use_weather_ = state["use_weather_"]
-        self.last_timestamp_ = pd.Timestamp(state["last_timestamp_"])
+        self.last_timestamp_ = pd.Timestamp(state["last_timestamp_"]).as_unit("ns")
         self.fit_range_ = tuple(state["fit_range_"])
         self.temp_tail_ = None
         if state["temp_tail_index"] is not None:
