@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.data.quality import CALENDAR_MIN_TRAIN_DAYS
 from training.schema import LOAD, REFERENCE, REGION, TEMPERATURE, TIMESTAMP, infer_freq, steps_per_day, validate
 
 FAULTS = (
@@ -57,6 +58,8 @@ FAULTS = (
 #: how many of each point fault
 N_EXACT, N_CONFLICTING, N_SINGLE_GAPS, N_SPIKES = 5, 4, 3, 4
 LONG_GAP_STEPS = 8
+#: steps kept free around each fault
+FAULT_MARGIN = 2
 FLATLINE_STEPS = 10
 #: by default the date transposition covers every pair whose both dates fall in the
 #: table's first year — like the real defect, a file whose dd.mm dates were read mm.dd
@@ -134,21 +137,35 @@ def inject_faults(
 
     clock_slot = slots.pop("clock", None)
     points = slots["points"]
-    cursor = iter(range(10**6))
+    busy = np.zeros(len(part), dtype=bool)
+    if clock_slot is not None:
+        busy[int(day_start[clock_slot]): int(day_start[clock_slot]) + 4 * spd] = True
+    cursor = iter(range(len(points) * 4))
 
-    def next_pos(span: int = 1) -> int:
-        """A free step (``span`` steps inside one day): a different eligible day each time while days last."""
-        i = next(cursor)
-        day = points[i % len(points)]
-        offset = ((spd // 6) * (1 + i // len(points)) + int(rng.integers(0, max(spd // 12, 1)))) % spd
-        return int(day_start[day] + min(offset, spd - span))
+    def next_pos(span: int = 1, inner: bool = False) -> int:
+        """A free run of ``span`` steps inside one day, a different day each call while days last.
+
+        Faults keep ``FAULT_MARGIN`` steps apart so each is seen, and counted, on its own.
+        """
+        for i in cursor:
+            start = int(day_start[points[i % len(points)]])
+            offsets = rng.permutation(spd - span + 1)
+            for offset in offsets[(offsets >= 2) & (offsets <= spd - span - 2)] if inner else offsets:
+                p = start + int(offset)
+                lo, hi = max(p - FAULT_MARGIN, 0), p + span + FAULT_MARGIN
+                if not busy[lo:hi].any():
+                    busy[lo:hi] = True
+                    return p
+        raise ValueError("table too short to place every fault apart")
 
     load = part[LOAD].to_numpy(dtype=float).copy()
     temp = part[TEMPERATURE].to_numpy(dtype=float).copy()
     ts = part[TIMESTAMP]
 
     if "spikes" in kinds:
-        pos = [next_pos() for _ in range(N_SPIKES)]
+        # inside a local day, not on its first or last steps: next to the start of a
+        # holiday the neighbouring step's residual jumps too, and counts would blur
+        pos = [next_pos(span=1, inner=True) for _ in range(N_SPIKES)]
         factors = rng.choice([1.6, 0.45], size=N_SPIKES)
         load[pos] = load[pos] * factors
         faults["spikes"] = {"count": N_SPIKES, "timestamps": [ts[p].isoformat() for p in pos],
@@ -158,8 +175,7 @@ def inject_faults(
         load[p:p + FLATLINE_STEPS] = load[p]
         faults["flatlines"] = {"count": 1, "steps": FLATLINE_STEPS, "from": ts[p].isoformat()}
     if "temperature_unit" in kinds:
-        d = points[next(cursor) % len(points)]
-        p = int(day_start[d])
+        p = next_pos(spd)  # a whole local day: the only free span of that length starts at midnight
         temp[p:p + spd] += 273.15
         faults["temperature_unit"] = {"count": spd, "from": ts[p].isoformat(), "to": ts[p + spd - 1].isoformat()}
     if "bounds" in kinds:
@@ -278,6 +294,12 @@ def _transpose(part: pd.DataFrame, dates: pd.DatetimeIndex, day_start: pd.Series
                 pairs.append((d, other))
     if not pairs:
         return part, {"count": 0, "note": "no day/month pair inside the table"}
+    checkable = int((have.day > 12).sum())
+    if checkable < CALENDAR_MIN_TRAIN_DAYS:
+        # the calendar check needs this many days that cannot be swapped to learn from;
+        # a defect nobody could see in so short a table would only be noise here
+        return part, {"count": 0, "note": f"table too short: {checkable} complete days with day > 12, "
+                                          f"the calendar check needs {CALENDAR_MIN_TRAIN_DAYS}"}
     a = np.array([day_start[d] for d, _ in pairs])[:, None] + np.arange(spd)
     b = np.array([day_start[o] for _, o in pairs])[:, None] + np.arange(spd)
     part = part.copy()

@@ -107,7 +107,7 @@ CALENDAR_UNUSUAL_QUANTILE = 0.9
 #: a year in which this share of the candidate pairs favours the swap is transposed as a
 #: whole (a file read month-first), and all its pairs are re-labelled
 SYSTEMATIC_SHARE = 0.75
-SYSTEMATIC_MIN_PAIRS = 8
+SYSTEMATIC_MIN_PAIRS = 5
 #: individually flagged pairs count only when a year holds at least this many
 CLUSTER_MIN_PAIRS = 3
 #: residuals beyond this many robust SDs count no more (one odd hour cannot decide a day)
@@ -296,11 +296,13 @@ def _fix_clock_change(part: pd.DataFrame, *, step: pd.Timedelta, spd: int, tz: s
                 reference = _same_step_reference(load, spd, PROFILE_NEIGHBOUR_DAYS)
             stretch = np.arange(g0 + k, d0 + k)
             # the shift that best aligns the stretch with its neighbours' profile must
-            # be exactly the one the timestamps suggest (a coincidental gap and
-            # duplicate of equal length align best unshifted)
-            shifts = np.arange(-k - CLOCK_SEARCH_STEPS, k + CLOCK_SEARCH_STEPS + 1)
+            # be the one the timestamps suggest, give or take a quarter (sub-hourly
+            # noise); a coincidental gap and duplicate of equal length align best unshifted
+            # (searched between "as labelled" and the suggested shift only: a daily
+            # profile repeats every day, so shifts a day apart are aliases)
+            shifts = np.arange(-CLOCK_SEARCH_STEPS, k + CLOCK_SEARCH_STEPS + 1)
             errors = [np.nanmean(np.abs(load[stretch] - reference[np.clip(stretch - j, 0, n - 1)])) for j in shifts]
-            if shifts[int(np.nanargmin(errors))] == k:
+            if abs(shifts[int(np.nanargmin(errors))] - k) <= k // 4:
                 break
         else:
             continue
@@ -397,10 +399,24 @@ def _apply_bounds(frame: pd.DataFrame, settings: Settings, checks: _Checks, regi
             frame[col] = x
 
 
-def _spikes(frame: pd.DataFrame, spd: int, settings: Settings, checks: _Checks, region: str) -> None:
-    """Isolated load values far from the same step on neighbouring days: set missing."""
-    x = frame[LOAD].to_numpy(dtype=float).copy()
-    ref = _same_step_reference(x, spd, SPIKE_NEIGHBOUR_DAYS)
+def _fill(x: np.ndarray) -> np.ndarray:
+    """``x`` with NaN filled by linear interpolation (ends held flat)."""
+    good = np.isfinite(x)
+    if good.all() or not good.any():
+        return x
+    out = x.copy()
+    out[~good] = np.interp(np.flatnonzero(~good), np.flatnonzero(good), x[good])
+    return out
+
+
+def _spike_z(x: np.ndarray, basis: np.ndarray, spd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Robust z of each value against the same step on neighbouring days of ``basis``.
+
+    The relative residual counts only where it stands out from *both* adjacent steps:
+    a whole day at another level (a holiday, a swapped date) is not a spike. (A spike
+    right next to the start of such a day can make that first step look like one too.)
+    """
+    ref = _same_step_reference(basis, spd, SPIKE_NEIGHBOUR_DAYS)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(ref > 0, (x - ref) / ref, np.nan)
     left = r - np.concatenate(([np.nan], r[:-1]))
@@ -410,13 +426,26 @@ def _spikes(frame: pd.DataFrame, spd: int, settings: Settings, checks: _Checks, 
     d[np.isnan(left) | np.isnan(right)] = np.nan
     # the scale of step-to-step changes of the residual: what an ordinary step does
     steps = left[np.isfinite(left)]
-    if len(steps) < 2 * spd:
-        return
-    scale = 1.4826 * np.median(np.abs(steps - np.median(steps)))
-    if scale <= 0:
-        return
+    scale = 1.4826 * np.median(np.abs(steps - np.median(steps))) if len(steps) >= 2 * spd else 0.0
+    if not scale > 0:
+        return np.full(len(x), np.nan), ref
+    return d / scale, ref
+
+
+def _spikes(frame: pd.DataFrame, spd: int, settings: Settings, checks: _Checks, region: str) -> None:
+    """Isolated load values far from the same step on neighbouring days: set missing.
+
+    Two passes. The reference is a median over neighbouring days, and a median moves
+    when one of its members is missing or is itself a spike — next to a holiday week,
+    enough to make an ordinary neighbour look like a spike. So the second pass scores
+    every value against neighbours with the gaps and the first pass's spikes
+    interpolated over.
+    """
+    x = frame[LOAD].to_numpy(dtype=float).copy()
     with np.errstate(invalid="ignore"):
-        z = d / scale
+        z, _ = _spike_z(x, _fill(x), spd)
+        first = np.abs(z) > settings.spike_z
+        z, ref = _spike_z(x, _fill(np.where(first, np.nan, x)), spd)
         bad = np.abs(z) > settings.spike_z
     if bad.any():
         idx = np.flatnonzero(bad)
@@ -522,7 +551,8 @@ class _CalendarModel:
 
     One least-squares regression per step of day on: day type (weekday one-hot, a
     public holiday counted as a Sunday — the usual grid behaviour, and a holiday
-    effect cannot be learned from the few holidays in a year), three annual harmonics,
+    effect cannot be learned from the few holidays in a year), up to three annual
+    harmonics (fewer for tables shorter than a year),
     a linear trend, and a piecewise-linear response to the day's mean temperature and
     to the step's temperature (knots at quantiles of daily means, tails included).
 
@@ -576,9 +606,13 @@ class _CalendarModel:
         day_type = np.where(holiday, 6, d.day_of_week.to_numpy())
         weekday = np.eye(7)[day_type]
         doy = d.day_of_year.to_numpy() / 365.25
-        fourier = np.column_stack([f(2 * np.pi * k * doy) for k in (1, 2, 3) for f in (np.sin, np.cos)])
-        trend = ((d - self.t0).days.to_numpy() / 365.25)[:, None]
-        return np.column_stack([weekday, fourier, trend])
+        # annual harmonics only as far as the span can pin them down (a 4-month table
+        # would extrapolate them wildly into its own unseen weeks)
+        span_years = (d[-1] - d[0]).days / 365.25
+        harmonics = 3 if span_years >= 0.9 else 1 if span_years >= 0.5 else 0
+        fourier = [f(2 * np.pi * k * doy) for k in range(1, harmonics + 1) for f in (np.sin, np.cos)]
+        trend = (d - self.t0).days.to_numpy() / 365.25
+        return np.column_stack([weekday, *fourier, trend])
 
     def _hinge(self, t: np.ndarray) -> np.ndarray:
         return np.stack([t, *[np.maximum(0.0, t - k) for k in self.knots]], axis=-1)
@@ -624,7 +658,8 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
       ``CLUSTER_MIN_PAIRS`` of them (a lone pair is reported as a suspect);
     * **systematic** — a file whose ``dd.mm`` dates were read month-first transposes
       every such pair. When, in one year, at least ``SYSTEMATIC_SHARE`` of the pairs
-      favour the swap (correctly labelled data: a few percent), all of that year's
+      favour the swap (correctly labelled data: a few percent) and some of them are
+      individually flagged, all of that year's
       pairs are flagged, including the few whose days are too alike, or too
       incomplete, to tell on their own.
 
@@ -671,7 +706,9 @@ def _transposed_pairs(model: _CalendarModel, weather_moves: bool) -> tuple[list[
     suspects = []
     for year in np.unique(years_all):
         in_year = years == year
-        if in_year.sum() >= SYSTEMATIC_MIN_PAIRS and (swapped[in_year] < labelled[in_year]).mean() >= SYSTEMATIC_SHARE:
+        strong = int((flagged & (years_all == year)).sum())
+        if (in_year.sum() >= SYSTEMATIC_MIN_PAIRS and strong >= CLUSTER_MIN_PAIRS
+                and (swapped[in_year] < labelled[in_year]).mean() >= SYSTEMATIC_SHARE):
             new = (years_all == year) & ~flagged
             evidence[new] = "systematic"
             flagged |= years_all == year
