@@ -215,8 +215,8 @@ class LSTMForecaster(Forecaster):
         )
         lead = np.arange(1, H + 1)
         lags, weather_change = [], []
-        fut_weather = self._weather(fut_temp)
-        past_weather = self._weather(past_temp)
+        both_weather = self._weather(np.concatenate([past_temp, fut_temp], axis=1))
+        past_weather, fut_weather = both_weather[:, :L], both_weather[:, L:]
         fut_known = np.isfinite(fut_temp)
         past_known = np.isfinite(past_temp)
         for p in self._lag_periods():
@@ -423,7 +423,8 @@ class LSTMForecaster(Forecaster):
     # -- forecasting ------------------------------------------------------------------
     def _request_arrays(
         self, horizon: int, history: pd.DataFrame | None, future_covariates: pd.DataFrame | None
-    ) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, pd.DatetimeIndex, np.ndarray]:
+        """One request's arrays; the calendar is left as timestamps (the batch computes it once)."""
         if not 1 <= horizon <= self.H_:
             raise UserInputError(f"horizon must be between 1 and {self.H_} steps, got {horizon}", field="horizon")
         if history is None:
@@ -449,15 +450,13 @@ class LSTMForecaster(Forecaster):
         last = window.index[-1]
         targets = future_index(last, self.freq_, self.H_)
         block_ends = window.index[self.spd_ - 1 :: self.spd_]
-        cal = self._calendar(block_ends.append(targets))
-        d = self.params["input_days"]
         if future_covariates is not None and TEMPERATURE in future_covariates:
             fc = future_covariates[TEMPERATURE]
             fc.index = pd.DatetimeIndex(fc.index).tz_convert("UTC") if fc.index.tz else fc.index.tz_localize("UTC")
             fut_temp = fc[~fc.index.duplicated(keep="last")].reindex(targets).to_numpy(float)
         else:
             fut_temp = np.full(self.H_, np.nan)
-        return targets, load, past_temp, cal[:d], cal[d:], fut_temp
+        return targets, load, past_temp, block_ends.append(targets), fut_temp
 
     def _assemble(
         self, level: np.ndarray, ratio: np.ndarray, has_weather: bool, targets: pd.DatetimeIndex,
@@ -489,8 +488,14 @@ class LSTMForecaster(Forecaster):
     def predict_batch(self, requests: Sequence[ForecastRequest]) -> dict[str, pd.DataFrame]:
         """All requests in ONE network call (adaptive batching relies on it).
 
-        A request that cannot be answered (too little history) raises for the whole
-        batch only if it is the only one; otherwise the caller should validate first.
+        The calendar is computed once for the union of all requests' timestamps, the
+        weather terms once for the stacked batch, then one call of the network.
+
+        Raises:
+            UserInputError: a horizon beyond ``horizon_steps`` or a bad level.
+            InsufficientDataError: a request's history is shorter than the input
+                window (``min_history_steps``); callers check that first and send
+                such requests to the fallback, so one bad request does not fail a batch.
         """
         if not requests:
             return {}
@@ -499,14 +504,25 @@ class LSTMForecaster(Forecaster):
             levels = check_level(r.level)
             prepared.append((r.id, r.horizon, levels, *self._request_arrays(r.horizon, r.history,
                                                                              r.future_covariates)))
-        stack = [np.stack([p[i] for p in prepared]) for i in range(4, 9)]
-        enc, dec, base, level = self._inputs(*stack)
+        d = self.params["input_days"]
+        stamps = prepared[0][6].append([p[6] for p in prepared[1:]]) if len(prepared) > 1 else prepared[0][6]
+        unique = stamps.unique()
+        calendar = self._calendar(unique)[unique.get_indexer(stamps)].reshape(len(prepared), d + self.H_, -1)
+        load = np.stack([p[4] for p in prepared])
+        past_temp = np.stack([p[5] for p in prepared])
+        fut_temp = np.stack([p[7] for p in prepared])
+        enc, dec, base, level = self._inputs(load, past_temp, calendar[:, :d], calendar[:, d:], fut_temp)
         ratio = self._run(enc, dec, base)
         out = {}
         for k, (rid, horizon, levels, targets, *_rest) in enumerate(prepared):
-            has_weather = bool(np.isfinite(stack[4][k][:horizon]).any())
+            has_weather = bool(np.isfinite(fut_temp[k][:horizon]).any())
             out[rid] = self._assemble(level[k], ratio[k], has_weather, targets, horizon, levels)
         return out
+
+    @property
+    def min_history_steps(self) -> int:
+        """Steps of history a request needs (the input window); shorter ones fall back."""
+        return self.window_
 
     def update(self, new_observations: pd.DataFrame) -> Self:
         """Append actuals to the stored context (no refit); the next forecast starts after them."""
