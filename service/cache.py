@@ -184,13 +184,18 @@ class AsyncRedisForecastCache:
         raw = await self.client.get(self.prefix + key)
         return None if raw is None else json.loads(raw)
 
-    async def set_many(self, items: Sequence[tuple[str, dict, int]]) -> None:
-        """Write ``(key, value, ttl_s)`` items in one pipelined round trip."""
+    async def set_many(self, items: Sequence[tuple[str, dict | bytes, int]]) -> None:
+        """Write ``(key, value, ttl_s)`` items in one pipelined round trip.
+
+        A value may come already encoded (JSON bytes): the bridge encodes each forecast
+        once for its two cache keys and the topic.
+        """
         if not items:
             return
         async with self.client.pipeline(transaction=False) as pipe:
             for key, value, ttl_s in items:
-                pipe.set(self.prefix + key, json.dumps(value, default=str, separators=(",", ":")), ex=max(1, int(ttl_s)))
+                data = value if isinstance(value, bytes) else json.dumps(value, default=str, separators=(",", ":"))
+                pipe.set(self.prefix + key, data, ex=max(1, int(ttl_s)))
             await pipe.execute()
 
     async def close(self) -> None:

@@ -30,7 +30,6 @@ waits for the batch in flight before partitions are revoked.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import defaultdict
@@ -38,6 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 import pandas as pd
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -61,6 +61,13 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     import redis
 
     return (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars as numbers (orjson would stringify them), anything else as text."""
+    import numpy as np
+
+    return obj.item() if isinstance(obj, np.generic) else str(obj)
 
 
 class _Stopping(Exception):
@@ -107,7 +114,7 @@ class _Windows:
                 del self._rows[region], self._held[region]
                 continue
             for epoch, doc in rows[region]:
-                window[epoch] = json.loads(doc)
+                window[epoch] = orjson.loads(doc)
             if len(window) > self.n:
                 for epoch in sorted(window)[: len(window) - self.n]:
                     del window[epoch]
@@ -117,7 +124,7 @@ class _Windows:
         missing = [r for r in regions if r not in self._rows]
         if missing:
             for region, (epochs, docs, held) in (await state.tails(missing, self.n)).items():
-                self._rows[region] = {e: json.loads(d) for e, d in zip(epochs, docs, strict=True) if d is not None}
+                self._rows[region] = {e: orjson.loads(d) for e, d in zip(epochs, docs, strict=True) if d is not None}
                 self._held[region] = held
         out = {}
         for region in regions:
@@ -196,6 +203,7 @@ class Bridge:
         self.cache = AsyncRedisForecastCache(redis_url, prefix=s.redis_key_prefix, timeout_s=s.redis_timeout_s)
         consumer = None
         try:
+            await asyncio.to_thread(self.forecaster.prepare)
             await self._retrying("create topics", self._ensure_topics)
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
@@ -368,7 +376,7 @@ class Bridge:
     async def _deliver(self, jobs: Sequence[Job], results: Sequence[dict], triggers: Sequence[_Trigger]) -> None:
         """Cache, then publish, every result; raises (→ retry, no commit) if either fails."""
         s = self.settings
-        items: list[tuple[str, dict, int]] = []
+        items: list[tuple[str, bytes, int]] = []
         messages: list[tuple[str, bytes]] = []
         answered = 0
         for job, result, trig in zip(jobs, results, triggers, strict=True):
@@ -376,6 +384,7 @@ class Bridge:
                 "topic": trig.topic, "partition": trig.partition, "offset": trig.offset,
                 "produced_ms": trig.produced_ms,
             })
+            payload = orjson.dumps(result, default=_json_default)  # once: cache keys and topic share the bytes
             if "error" in result:
                 self.metrics.inc("forecast_errors")
                 if job.request_id is None:
@@ -384,11 +393,11 @@ class Bridge:
             else:
                 origin = pd.Timestamp(result["origin"])
                 key = cache_key(job.region, result["model"], result["model_version"], origin, job.horizon, job.level)
-                items.append((key, result, self._ttl(origin)))
+                items.append((key, payload, self._ttl(origin)))
                 if job.request_id is None:
-                    items.append((latest_forecast_key(job.region), result, s.cache_ttl_s))
+                    items.append((latest_forecast_key(job.region), payload, s.cache_ttl_s))
             answered += job.request_id is not None
-            messages.append((job.region, json.dumps(result, separators=(",", ":"), default=str).encode()))
+            messages.append((job.region, payload))
         await self.cache.set_many(items)
         futures = [await self.producer.send(s.topic_forecasts, value=v, key=k.encode()) for k, v in messages]
         await asyncio.gather(*futures)

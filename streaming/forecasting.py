@@ -54,6 +54,8 @@ class Job:
 
 
 class StreamForecaster(Protocol):
+    def prepare(self) -> None: ...
+
     async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]: ...
 
     async def close(self) -> None: ...
@@ -141,8 +143,14 @@ class NaiveForecaster:
     """Seasonal naive over the state history: no model store, no service."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = settings
         self.step = pd.Timedelta(seconds=settings.stream_step_s)
         self.clock = clock
+
+    def prepare(self) -> None:
+        """Pay the one-off costs (scipy import, quantiles) before the first message waits on them."""
+        for level in self.settings.levels:
+            _z(level)
 
     async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
         return await asyncio.to_thread(self._forecast, jobs, histories)
@@ -186,6 +194,10 @@ class InProcessForecaster:
         self.clock = clock
         self.naive = NaiveForecaster(settings, clock=clock)
         self._models: Any = None
+
+    def prepare(self) -> None:
+        self.naive.prepare()
+        self.load()
 
     def load(self) -> None:
         """Load the served models (slow: call from a thread at start-up)."""
@@ -240,6 +252,9 @@ class HttpForecaster:
         self.settings = settings
         self.naive = NaiveForecaster(settings, clock=clock)
         self.client = httpx.AsyncClient(base_url=settings.service_url, timeout=30.0)
+
+    def prepare(self) -> None:
+        self.naive.prepare()
 
     async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
         results: list[dict] = []

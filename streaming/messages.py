@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import math
+
+import orjson
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,8 +60,20 @@ class Observation:
     doc: str
 
 
+_BOUNDS: dict[int, tuple[Settings, dict[str, tuple[float, float]]]] = {}
+
+
 def bounds(settings: Settings) -> dict[str, tuple[float, float]]:
-    """Physical bounds per value column (the same settings the quality checks use)."""
+    """Physical bounds per value column (the same settings the quality checks use); cached per settings."""
+    cached = _BOUNDS.get(id(settings))
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    value = _bounds(settings)
+    _BOUNDS[id(settings)] = (settings, value)
+    return value
+
+
+def _bounds(settings: Settings) -> dict[str, tuple[float, float]]:
     return {
         LOAD: (settings.load_min_mw, settings.load_max_mw),
         TEMPERATURE: (settings.temperature_min_c, settings.temperature_max_c),
@@ -76,9 +90,14 @@ def _load_json(raw: bytes | None) -> dict[str, Any]:
     if raw is None:
         raise InvalidMessage("empty message (no value)")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidMessage(f"not JSON: {type(exc).__name__}") from None
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # strict JSON failed; the standard parser accepts NaN/Infinity literals, so such a
+        # message is rejected below with the precise reason ("not finite") instead
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidMessage(f"not JSON: {type(exc).__name__}") from None
     if not isinstance(doc, dict):
         raise InvalidMessage(f"not a JSON object but {type(doc).__name__}")
     return doc
