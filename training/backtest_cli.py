@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     aliases = [a.strip() for a in args.models.split(",") if a.strip()]
     factories = model_factories(aliases, settings=settings, country=country, tz=tz, quick=args.quick)
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
         tasks: dict[str, Any] = {}
@@ -113,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
 
         result = run_backtest(frame, factories, config, reference_col=args.reference_col, progress=progress)
 
-    Console().print(render_table(result, title=f"{region}: {config.protocol}, weather {config.weather}"))
+    # a pipe or log file gets the full table, not one squeezed to 80 columns
+    out = Console() if sys.stdout.isatty() else Console(width=160)
+    out.print(render_table(result, title=f"{region}: {config.protocol}, weather {config.weather}"))
     payload = {"data": str(args.data), "region": region, "country": country, "tz": tz, **result.to_json()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2, default=str))
