@@ -116,6 +116,11 @@ class BridgeProcess:
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the bridge has used (from /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
@@ -210,6 +215,7 @@ def run_phase(name: str, *, regions: int, hours: int, rate: float | None, via: s
     try:
         bridge.wait_assigned()
         rss.append((0.0, bridge.rss_mb()))
+        cpu0 = bridge.cpu_s()
         sampling = {"stop": False}
 
         async def sample_rss() -> None:
@@ -229,6 +235,7 @@ def run_phase(name: str, *, regions: int, hours: int, rate: float | None, via: s
         t0, t_sent = asyncio.run(main())
         expected = min(hours, int(os.environ.get("GRIDCAST_STATE_MAX_POINTS", 24 * 7 * 10))) * regions
         t_done = wait_complete(phase, expected, last_iso, timeout_s=300)
+        cpu = bridge.cpu_s() - cpu0
         lat = asyncio.run(forecast_latencies(phase, expect_last=dict.fromkeys(phase.regions, last_iso),
                                              timeout_s=60))
         rss.append((round(time.monotonic() - bridge.started, 1), round(bridge.rss_mb(), 1)))
@@ -249,6 +256,8 @@ def run_phase(name: str, *, regions: int, hours: int, rate: float | None, via: s
         "produce_obs_s": round(n / (t_sent - t0)),
         "end_to_end_s": round(t_done - t0, 2),
         "sustained_obs_s": round(n / (t_done - t0)),
+        "bridge_cpu_s": round(cpu, 2),
+        "obs_per_bridge_cpu_s": round(n / cpu) if cpu > 0 else None,
         "forecasts_published": len(lat),
         "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": pct(lat, 100)},
         "loss_check": {"expected_in_redis": expected, "held_in_redis": held,
@@ -271,19 +280,21 @@ def render(results: dict) -> str:
         rows.append(
             f"| {p['phase']} | {p['forecast_via']} | {p['regions']} × {p['hours']} h = {p['observations']:,} | "
             f"{_producer(p['paced_rate_obs_s'])} | "
-            f"**{p['sustained_obs_s']:,}** | {lat['p50']} / **{lat['p99']}** | "
+            f"**{p['sustained_obs_s']:,}** | {p['obs_per_bridge_cpu_s']:,} | {lat['p50']} / **{lat['p99']}** | "
             f"{'yes' if p['loss_check']['ok'] else '**NO**'} ({p['loss_check']['held_in_redis']:,}) | "
             f"{min(rss):.0f} → {max(rss):.0f} (end {rss[-1]:.0f}) |"
         )
     return "\n".join([
         f"### Streaming — one bridge, real Kafka {results['kafka']} + Redis ({results['date']})",
         "",
-        f"Machine: {results['machine']}. Command: `{results['command']}`. "
+        f"Machine: {results['machine']} (load average {results['load_average']} while it ran). "
+        f"Command: `{results['command']}`. "
         "Targets: ≥ 2,000 obs/s, p99 ≤ 500 ms, zero loss, stable RSS.",
         "",
         "| phase | forecasts via | observations | producer | sustained obs/s (produce → all in Redis) "
-        "| latency p50 / p99 ms (produce → forecast in Redis + published) | zero loss (held) | bridge RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| obs per bridge CPU-second | latency p50 / p99 ms (produce → forecast in Redis + published) "
+        "| zero loss (held) | bridge RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "Latency in the flat-out phase includes the backlog the producer builds ahead of the bridge "
@@ -332,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "kafka": os.environ.get("KAFKA_VERSION", "4.1.0"),
         "command": "python load_tests/bench_streaming.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "note": args.note,
+        "load_average": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
         "phases": phases,
     }
     out = RESULTS / "streaming.json"

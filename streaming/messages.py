@@ -170,7 +170,7 @@ def parse_observation(raw: bytes | None, *, settings: Settings, now_s: float) ->
         value = _number(doc, name, lo, hi, required=name == LOAD)
         if value is not None:
             values[name] = value
-    return Observation(region=region, epoch=epoch, doc=json.dumps(values, separators=(",", ":")))
+    return Observation(region=region, epoch=epoch, doc=orjson.dumps(values).decode())
 
 
 def parse_request(raw: bytes | None, *, settings: Settings) -> tuple[str, dict[str, Any]]:
