@@ -60,8 +60,12 @@ def model_factories(aliases: list[str], *, settings, country: str | None, tz: st
         if alias == "lstm":
             return {"country": country, "tz": tz, "seed": settings.seed, "quick": quick, "verbose": 0}
         if alias == "ensemble":
+            # the SARIMAX member is refitted weekly inside the ensemble (seconds), the
+            # LSTM member only when the ensemble itself is refitted (minutes)
             return {"members": ["sarimax", "lstm"],
-                    "member_params": {m: params(m) for m in ("sarimax", "lstm")}}
+                    "member_params": {m: params(m) for m in ("sarimax", "lstm")},
+                    "member_refit_days": {"sarimax": 7},
+                    "buffer_days": settings.sarimax_window_weeks * 7 + 7}
         return {}
 
     return {a: (lambda a=a: make(a, **params(a))) for a in aliases}

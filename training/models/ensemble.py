@@ -13,6 +13,12 @@ errors on data the members did not see, so ``fit``:
    data than a free least-squares fit);
 4. ends with every member updated through the end of the history — no second fit.
 
+Members can be refitted at their own pace inside ``update`` (``member_refit_days``,
+e.g. ``{"sarimax": 7}``): a SARIMAX fit takes seconds and follows the season's
+temperature response, an LSTM fit takes minutes and need not be redone weekly. The
+ensemble keeps the last ``buffer_days`` of observations for those refits; the
+weights stay as validated.
+
 Intervals: the weighted average of the members' bounds per level (a convex
 combination of quantiles is a quantile of the mixture's comonotonic approximation);
 the validation coverage is recorded so that a backtest can check it.
@@ -35,6 +41,7 @@ from training.schema import LOAD, WEATHER, infer_freq, steps_per_day
 log = logging.getLogger(__name__)
 
 MEMBERS_DIR = "members"
+BUFFER_FILE = "buffer.parquet"
 
 
 class EnsembleForecaster(Forecaster):
@@ -44,6 +51,9 @@ class EnsembleForecaster(Forecaster):
         members: aliases of the member models (``sarimax``, ``lstm``, ``naive``).
         member_params: alias -> constructor parameters of that member.
         val_days: days held out at the end of the history to weigh the members.
+        member_refit_days: alias -> refit that member inside ``update`` when this many
+            days have passed since its last fit (others only ever ``update``).
+        buffer_days: observations kept for those refits (cover the member's window).
 
     Example:
         >>> from training.data.synthetic import generate
@@ -63,12 +73,17 @@ class EnsembleForecaster(Forecaster):
         members: Sequence[str] = ("sarimax", "lstm"),
         member_params: dict[str, dict[str, Any]] | None = None,
         val_days: int = 7,
+        member_refit_days: dict[str, int] | None = None,
+        buffer_days: int = 63,
     ) -> None:
         members = list(members)
         if not members or len(set(members)) != len(members) or "ensemble" in members:
             raise UserInputError("ensemble members must be distinct, non-ensemble models", field="members")
-        super().__init__(members=members, member_params=member_params or {}, val_days=val_days)
+        super().__init__(members=members, member_params=member_params or {}, val_days=val_days,
+                         member_refit_days=member_refit_days or {}, buffer_days=buffer_days)
         self.members = members
+        self.member_refit_days = {m: int(d) for m, d in (member_refit_days or {}).items() if m in members}
+        self.buffer_days = int(buffer_days)
         self.member_params = member_params or {}
         self.val_days = int(val_days)
 
@@ -102,6 +117,8 @@ class EnsembleForecaster(Forecaster):
         self.weights_ = {m: inv[m] / total for m in self.members}
         self.members_ = models
         self.freq_ = freq
+        self.fitted_at_ = {m: train.index[-1] for m in self.members}
+        self.buffer_ = history.iloc[-self.buffer_days * spd:] if self.member_refit_days else history.iloc[:0]
         self.validation_ = self._validation_summary(fcs, mse)
         log.info("ensemble weights %s (validation %s)", self.weights_, self.validation_)
         return self
@@ -151,20 +168,36 @@ class EnsembleForecaster(Forecaster):
                 for r in requests}
 
     def update(self, new_observations: pd.DataFrame) -> Self:
-        for model in self.members_.values():
-            model.update(new_observations)
+        """Members absorb the rows; those with a refit cadence are refitted when due."""
+        if self.member_refit_days and not new_observations.empty:
+            buf = pd.concat([self.buffer_, new_observations[self.buffer_.columns.intersection(new_observations.columns)]])
+            buf = buf[~buf.index.duplicated(keep="last")].sort_index()
+            self.buffer_ = buf.iloc[-self.buffer_days * steps_per_day(self.freq_):]
+        for m, model in self.members_.items():
+            days = self.member_refit_days.get(m)
+            last = self.buffer_.index[-1] if len(self.buffer_) else None
+            if days and last is not None and last - self.fitted_at_[m] >= pd.Timedelta(days=days):
+                self.members_[m] = make(m, **self.member_params.get(m, {})).fit(self.buffer_)
+                self.fitted_at_[m] = last
+                log.info("ensemble: refitted %s on data up to %s", m, last)
+            else:
+                model.update(new_observations)
         return self
 
     # -- persistence -----------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        return {"weights_": self.weights_, "freq_": self.freq_, "validation_": self.validation_}
+        return {"weights_": self.weights_, "freq_": self.freq_, "validation_": self.validation_,
+                "fitted_at_": {m: t.isoformat() for m, t in self.fitted_at_.items()}}
 
     def _save(self, directory: Path) -> None:
         for m, model in self.members_.items():
             model.save(directory / MEMBERS_DIR / m)
+        self.buffer_.to_parquet(directory / BUFFER_FILE)
 
     def _restore(self, state: dict[str, Any], directory: Path) -> None:
         self.weights_ = state["weights_"]
         self.freq_ = state["freq_"]
         self.validation_ = state["validation_"]
+        self.fitted_at_ = {m: pd.Timestamp(t) for m, t in state["fitted_at_"].items()}
+        self.buffer_ = pd.read_parquet(directory / BUFFER_FILE)
         self.members_ = {m: Forecaster.load(directory / MEMBERS_DIR / m) for m in self.members}
