@@ -23,6 +23,8 @@ days where room allows, away from the first and last week.
 ``temperature_unit``        temperatures written in Kelvin (one day's stretch)
 ``clock_change``            rows labelled in local wall time instead of UTC
 ``date_transposition``      local dates holding the day/month-swapped date's data
+                            (every pair of the first calendar year; none in tables
+                            shorter than 180 days)
 ``bounds``                  values outside physical bounds (negative load, 75 °C)
 ==========================  ====================================================
 
@@ -61,9 +63,8 @@ LONG_GAP_STEPS = 8
 #: steps kept free around each fault
 FAULT_MARGIN = 2
 FLATLINE_STEPS = 10
-#: by default the date transposition covers every pair whose both dates fall in the
-#: table's first year — like the real defect, a file whose dd.mm dates were read mm.dd
-TRANSPOSITION_WINDOW_DAYS = 366
+#: a table shorter than this gets no date transposition (too short to see one)
+MIN_TRANSPOSITION_SPAN_DAYS = 180
 #: days kept free of faults at each end (spike and profile references need neighbours)
 EDGE_DAYS = 8
 #: the load file's columns (the ones a day/month swap moves); the rest is weather
@@ -77,7 +78,7 @@ def inject_faults(
     seed: int = 0,
     freq: str | None = None,
     kinds: tuple[str, ...] | list[str] | None = None,
-    transposition_days: int = TRANSPOSITION_WINDOW_DAYS,
+    transposition_days: int | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Return a faulty copy of a clean canonical table and what was injected.
 
@@ -89,8 +90,10 @@ def inject_faults(
         seed: random seed for positions and factors.
         freq: the table's step; inferred when not given.
         kinds: which faults (names in :data:`FAULTS`); all by default.
-        transposition_days: swap the day/month pairs whose both dates fall in this
-            many first days (a shorter window makes a partial, non-systematic defect).
+        transposition_days: None (default) swaps every day/month pair of the table's
+            first calendar year — like the real defect, a file whose ``dd.mm`` dates
+            were read ``mm.dd``; a number swaps only the pairs whose both dates fall in
+            that many first days (a partial, non-systematic defect).
 
     Returns:
         The faulty table (canonical columns; rows sorted by region and timestamp, file
@@ -281,16 +284,29 @@ def _slots(day_start: pd.Series, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _transpose(part: pd.DataFrame, dates: pd.DatetimeIndex, day_start: pd.Series, spd: int,
-               columns: list[str], window_days: int) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Swap whole local days (y-m-d ↔ y-d-m, m < d <= 12) in the first window, moving ``columns``."""
-    first = dates[0]
-    end = first + pd.Timedelta(days=window_days)
+               columns: list[str], window_days: int | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Swap whole local days (y-m-d ↔ y-d-m, m < d <= 12), moving ``columns``.
+
+    Which pairs: with ``window_days`` None, every pair of the table's first calendar
+    year (a file read month-first); else those with both dates in the first
+    ``window_days`` days (a partial defect).
+    """
     have = day_start.index
+    span = (have[-1] - have[0]).days + 1
+    if span < MIN_TRANSPOSITION_SPAN_DAYS:
+        # the calendar check needs seasons on both sides of a swap to see it
+        return part, {"count": 0, "note": f"table too short: {span} days, a visible transposition needs "
+                                          f"{MIN_TRANSPOSITION_SPAN_DAYS}"}
+    if window_days is None:
+        inside = have.year == have[0].year
+    else:
+        inside = have < dates[0] + pd.Timedelta(days=window_days)
+    chosen = set(have[inside])
     pairs = []
-    for d in have:
-        if d.day <= 12 and d.month < d.day and d < end:
+    for d in have[inside]:
+        if d.day <= 12 and d.month < d.day:
             other = pd.Timestamp(year=d.year, month=d.day, day=d.month)
-            if other in day_start.index and other < end:
+            if other in chosen:
                 pairs.append((d, other))
     if not pairs:
         return part, {"count": 0, "note": "no day/month pair inside the table"}

@@ -22,7 +22,8 @@ gaps are out of the way.
    days, counted only where it stands out from both adjacent steps (a whole day at
    another level is a calendar matter, not a spike): set missing.
 10. ``flatlines`` — ``flatline_min_steps`` identical consecutive loads (a stuck meter):
-    all but the first set missing.
+    all but the first set missing. (Run before the spikes: a flatline's end can look
+    like one.)
 11. Cleaning: short gaps (<= ``max_interpolate_steps``) interpolated linearly, longer
     ones left missing and flagged.
 12. ``date_transposition`` — the day/month swap (``dd.mm`` read as ``mm.dd``): see
@@ -813,8 +814,10 @@ def check(df: pd.DataFrame, meta: dict[str, Any] | None, *, settings: Settings,
         frame = _to_grid(frame, step, checks, region)
         _kelvin(frame, settings, checks, region)
         _apply_bounds(frame, settings, checks, region)
-        _spikes(frame, spd, settings, checks, region)
+        # flatlines first: a stuck meter's last value, next to the real series again,
+        # would look like a spike
         _flatlines(frame, settings, checks, region)
+        _spikes(frame, spd, settings, checks, region)
         filled, left, longest = _interpolate(frame, settings)
         checks.add("gaps", 0, interpolated=filled, left_missing=left, longest_missing_after_cleaning=longest)
         pairs, candidates, swapped_here = _calendar(frame, spd, tz, country, checks, region, repair_dates,
