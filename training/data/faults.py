@@ -32,8 +32,10 @@ Example:
     >>> from training.data.synthetic import generate
     >>> df, meta = generate(days=200, seed=1)
     >>> bad, meta = inject_faults(df, meta, seed=1)
-    >>> meta["faults"]["duplicates_exact"]["count"], len(bad) - len(df)
+    >>> meta["faults"]["duplicates_exact"]["count"], int(bad.duplicated().sum())
     (5, 5)
+    >>> meta["faults"]["date_transposition"]["dates"][:3]
+    ['2023-01-02', '2023-01-03', '2023-01-04']
 """
 
 from __future__ import annotations

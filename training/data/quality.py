@@ -48,6 +48,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,6 @@ from training.errors import SchemaError
 from training.features import holiday_flags
 from training.schema import (
     LOAD,
-    OPTIONAL,
     REFERENCE,
     REGION,
     TEMPERATURE,
@@ -152,7 +152,7 @@ class _Checks:
             name: {"count": 0, "examples": [], "action": "none"} for name in CHECKS
         }
 
-    def add(self, name: str, count: int, examples: list[dict[str, Any]] = (), action: str | None = None,
+    def add(self, name: str, count: int, examples: Sequence[dict[str, Any]] = (), action: str | None = None,
             **details: Any) -> None:
         entry = self.checks[name]
         entry["count"] += int(count)
