@@ -228,6 +228,15 @@ class Settings(BaseSettings):
         description="Where `gridcast collect weather-forecast/watch` write the weather forecast (future covariates).",
     )
 
+    # ---- ui ----------------------------------------------------------------------------
+    ui_refresh_s: float = Field(
+        30.0, gt=0, description="UI Live tab: seconds between refreshes of actuals and the latest forecast."
+    )
+    ui_port: int = Field(7860, description="Port of the stand-alone UI (`gridcast ui`); mounted, it lives at /ui.")
+    ui_mount: bool = Field(
+        True, description="Mount the Gradio UI on the service at /ui (False: API only, a faster cold start)."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
