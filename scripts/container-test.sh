@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 BENTO=${1:-gridcast:latest}
 BASE_IMAGE=${GRIDCAST_BASE_IMAGE:-localhost/gridcast-base:bookworm}
-READY_TIMEOUT_S=${READY_TIMEOUT_S:-240}
+READY_TIMEOUT_S=${READY_TIMEOUT_S:-360}
 HORIZON=24
 PY=.venv/bin/python
 BENTOML=.venv/bin/bentoml
