@@ -120,15 +120,26 @@ class _Windows:
                     del window[epoch]
             self._held[region] = held
 
-    async def histories(self, state: AsyncRedisStateStore, regions: Sequence[str]) -> dict[str, pd.DataFrame]:
+    async def histories(
+        self, state: AsyncRedisStateStore, regions: Sequence[str], *, keep: set[str]
+    ) -> dict[str, pd.DataFrame]:
+        """Histories of ``regions``; windows are kept only for ``keep`` (regions this bridge writes).
+
+        A region read only to answer a request may be written by another bridge, so its
+        rows are read fresh every time and not kept.
+        """
         missing = [r for r in regions if r not in self._rows]
+        fresh: dict[str, dict[int, dict]] = {}
         if missing:
             for region, (epochs, docs, held) in (await state.tails(missing, self.n)).items():
-                self._rows[region] = {e: orjson.loads(d) for e, d in zip(epochs, docs, strict=True) if d is not None}
-                self._held[region] = held
+                rows = {e: orjson.loads(d) for e, d in zip(epochs, docs, strict=True) if d is not None}
+                if region in keep:
+                    self._rows[region], self._held[region] = rows, held
+                else:
+                    fresh[region] = rows
         out = {}
         for region in regions:
-            window = self._rows[region]
+            window = self._rows.get(region, fresh.get(region, {}))
             epochs = sorted(window)
             out[region] = frame_from_rows(epochs, [window[e] for e in epochs])
         return out
@@ -141,6 +152,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Wait for the batch in flight: it commits its offsets before the partitions go.
         async with self.bridge._inflight:
+            await self.bridge._flush_commits()
             self.bridge._windows.clear()
             logger.info("bridge: partitions revoked: %s", _fmt_tps(revoked))
 
@@ -181,6 +193,9 @@ class Bridge:
         steps = s.max_history_points if s.forecast_via != "naive" else 14 * 86400 // s.stream_step_s
         self._windows = _Windows(steps, s.state_max_points)
         self._next_offset: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._commit_task: asyncio.Task | None = None
+        self._to_commit: dict[TopicPartition, int] = {}
         self._transient = TRANSIENT + _redis_errors()
         self.state: AsyncRedisStateStore | None = None
         self.cache: AsyncRedisForecastCache | None = None
@@ -217,14 +232,20 @@ class Bridge:
                 max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=s.stream_poll_ms,
                 request_timeout_ms=max(40_000, s.stream_session_timeout_ms + 5000),
             )
+            self._consumer = consumer
             consumer.subscribe([s.topic_observations, s.topic_requests], listener=_Rebalance(self))
             await self._retrying("start consumer", consumer.start)
             logger.info("bridge: consuming %s, %s as group %r (forecasts via %s)", s.topic_observations,
                         s.topic_requests, s.consumer_group, s.forecast_via)
             await self._loop(consumer)
+            await self._flush_commits()
         except _Stopping:
             pass
         finally:
+            if self._commit_task is not None and not self._commit_task.done():
+                self._commit_task.cancel()  # only after a failure: those messages are redelivered
+            if self._commit_task is not None:
+                await asyncio.gather(self._commit_task, return_exceptions=True)
             if consumer is not None:
                 await consumer.stop()  # leaves the group: partitions move to the others now
             if self.producer is not None:
@@ -243,8 +264,7 @@ class Bridge:
             if batch:
                 async with self._inflight:
                     await self._retrying("process batch", lambda: self._handle(batch), drain=True)
-                    offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
-                    await self._commit(consumer, offsets)
+                    self._commit_soon({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
             self._update_lag(consumer)
             periodic.maybe_log()
 
@@ -271,6 +291,32 @@ class Bridge:
                 except TimeoutError:
                     pass
                 delay = min(delay * 2, self.settings.stream_backoff_max_s)
+
+    def _commit_soon(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit a finished batch's offsets off the critical path, one commit in flight at a time.
+
+        The batch's writes and publishes are already acknowledged, so committing in the
+        background only moves the commit's round trip out of the next batch's latency.
+        Offsets of batches finished while a commit is in flight are merged into the next
+        one (newer offsets win), so commits never go backwards. A failed commit raises
+        here, at the next batch (fail loudly).
+        """
+        self._to_commit.update(offsets)
+        if self._commit_task is not None and not self._commit_task.done():
+            return
+        if self._commit_task is not None:
+            self._commit_task.result()
+        pending, self._to_commit = self._to_commit, {}
+        self._commit_task = asyncio.create_task(self._commit(self._consumer, pending))
+
+    async def _flush_commits(self) -> None:
+        """Wait for the commit in flight, then commit what is left (rebalance, shutdown)."""
+        if self._commit_task is not None:
+            await self._commit_task
+            self._commit_task = None
+        if self._to_commit:
+            pending, self._to_commit = self._to_commit, {}
+            await self._commit(self._consumer, pending)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         mine = {tp: off for tp, off in offsets.items() if tp in consumer.assignment()}
@@ -343,7 +389,7 @@ class Bridge:
         jobs = [Job(region=r, horizon=s.stream_horizon, level=tuple(s.levels), model=s.stream_model) for r in due]
         all_jobs = jobs + [job for job, _ in requests]
         if all_jobs:
-            histories = await self._windows.histories(self.state, sorted({j.region for j in all_jobs}))
+            histories = await self._windows.histories(self.state, sorted({j.region for j in all_jobs}), keep=set(due))
             results = await self.forecaster.forecast(all_jobs, histories)
             trigger_of = [triggers[j.region] for j in jobs] + [t for _, t in requests]
             await self._deliver(all_jobs, results, trigger_of)
