@@ -113,8 +113,6 @@ SYSTEMATIC_MIN_PAIRS = 5
 CLUSTER_MIN_PAIRS = 3
 #: residuals beyond this many robust SDs count no more (one odd hour cannot decide a day)
 CALENDAR_CLIP_Z = 4.0
-#: fits of the calendar model; each after the first leaves out the most unusual days
-CALENDAR_FIT_PASSES = 1
 #: knots of the piecewise-linear temperature response, as quantiles of daily means
 #: (the tails matter: heating and cooling start in the coldest and hottest tenth)
 TEMPERATURE_KNOTS = (0.05, 0.15, 0.35, 0.65, 0.85, 0.95)
@@ -201,10 +199,12 @@ def _shifted_stack(x: np.ndarray, shifts: list[int]) -> np.ndarray:
     n = len(x)
     out = np.full((len(shifts), n), np.nan)
     for i, s in enumerate(shifts):
+        if abs(s) >= n:
+            continue
         if s >= 0:
-            out[i, : n - s] = x[s:] if s < n else out[i, : n - s]
+            out[i, : n - s] = x[s:]
         else:
-            out[i, -s:] = x[: n + s] if -s < n else out[i, -s:]
+            out[i, -s:] = x[: n + s]
     return out
 
 
@@ -557,12 +557,10 @@ class _CalendarModel:
     a linear trend, and a piecewise-linear response to the day's mean temperature and
     to the step's temperature (knots at quantiles of daily means, tails included).
 
-    It is fitted **only on days with day-of-month > 12**: those can never be part of a
-    day/month transposition, so the model is clean even when a whole file is
-    transposed. It is fitted twice, the second time without the most unusual tenth of
-    those days (strikes, major holidays, heat waves), so they do not bend it. A day's
-    cost under a context is the mean squared robust z of its residuals, clipped, so one
-    odd hour cannot decide.
+    It is fitted **only on days with day-of-month > 12** that are not public
+    holidays: those can never be part of a day/month transposition, so the model is
+    clean even when a whole file is transposed. A day's cost under a context is the
+    mean squared robust z of its residuals, clipped, so one odd hour cannot decide.
     """
 
     def __init__(self, days: _Days, country: str | None) -> None:
@@ -585,13 +583,12 @@ class _CalendarModel:
             self.step_range = (fit_temp.min() - m, fit_temp.max() + m)
         every = np.arange(len(d))
         x = self.design(every, every)
-        for _ in range(CALENDAR_FIT_PASSES):
-            self._fit(x, train)
-            own = self.cost(every, every, every)
-            #: a day costing more than this is unusual even under its own calendar
-            self.unusual = float(np.quantile(own[train], CALENDAR_UNUSUAL_QUANTILE))
-            train = train & (own <= self.unusual)
-        self.typical = float(np.median(own[train]))
+        self._fit(x, train)
+        own = self.cost(every, every, every)
+        #: a day costing more than this is unusual even under its own calendar
+        self.unusual = float(np.quantile(own[train], CALENDAR_UNUSUAL_QUANTILE))
+        #: what an ordinary day costs (the unusual tail left out)
+        self.typical = float(np.median(own[train & (own <= self.unusual)]))
         self.own = own
         self.n_train = int(train.sum())
 
@@ -844,6 +841,9 @@ def check(df: pd.DataFrame, meta: dict[str, Any] | None, *, settings: Settings,
         gaps["action"] = (f"reindexed to a regular {freq} grid; {gaps.get('interpolated', 0)} load values in gaps of "
                           f"<= {settings.max_interpolate_steps} steps interpolated, {gaps.get('left_missing', 0)} "
                           f"left missing (flagged)")
+    if gaps.get("off_grid_rows"):
+        gaps["action"] = (gaps["action"] if gaps["action"] != "none" else f"reindexed to a regular {freq} grid") + (
+            f"; {gaps['off_grid_rows']} rows off the grid dropped")
     usable = not reasons
     report = {
         "checks": checks.checks,
