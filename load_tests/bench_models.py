@@ -120,6 +120,7 @@ def render() -> str:
             row["refit"] = p["config"]["refit"] if name != "reference" else "—"
             by_weather.setdefault(weather, {})[name] = row
         for c in p.get("commands", []):
+            c = c.replace(f"{ROOT}/", "")  # commands run from the repository root
             if c not in commands:
                 commands.append(c)
         for name, t in p.get("timings", {}).items():

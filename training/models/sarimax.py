@@ -7,8 +7,9 @@ The model is ``y_t = x_t·β + u_t`` where ``u_t`` is SARIMA ``(p,0,q)(P,1,Q,s)`
   period (168) would need a state vector of hundreds of elements and blows up memory
   and fit time, so the week, the holidays and the weather go into ``x_t``.
 * ``x_t`` (built by :func:`design_matrix` from :func:`training.features.calendar_features`
-  and :func:`training.features.weather_features`): weekday dummies, holiday / eve /
-  day-after flags, the daily Fourier terms of local time (their daily difference is
+  and :func:`training.features.weather_features`): weekday dummies (a public holiday
+  counts as a Sunday — an 8-week window rarely holds the holiday itself, so its own
+  flag is seldom identified), holiday / eve / day-after flags, the daily Fourier terms of local time (their daily difference is
   non-zero only at clock changes, so they carry the DST shift), the same Fourier terms
   on days off (weekends and holidays have another daily shape), and — when the model
   uses weather — temperature, heating and cooling degrees. Annual Fourier terms are
@@ -87,7 +88,9 @@ def design_matrix(
     """
     cal = calendar_features(index, country=country, tz=tz, fourier=_DAILY_FOURIER)
     out: dict[str, np.ndarray] = {}
-    weekday = cal["weekday"].to_numpy()
+    # a public holiday is a Sunday: with weeks-long windows most holidays never occur
+    # in the fit window, so their own flag is rarely identified; the Sunday effect always is
+    weekday = np.where(cal["holiday"].to_numpy() > 0, 6.0, cal["weekday"].to_numpy())
     for day in (0, 1, 3, 4, 5, 6):  # Wednesday is the base day
         out[f"dow_{day}"] = (weekday == day).astype(float)
     for name in ("holiday", "holiday_eve", "holiday_after"):
