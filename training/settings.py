@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     lstm_epochs: int = Field(30, ge=1, description="LSTM maximum epochs (early stopping applies).")
     lstm_units: int = Field(64, ge=4, description="LSTM layer width (one layer; the dense head scales with it).")
     lstm_stride_steps: int = Field(
-        3, ge=1, description="Steps between consecutive LSTM training windows (sampling stride)."
+        2, ge=1, description="Steps between consecutive LSTM training windows (sampling stride)."
     )
     train_val_days: int = Field(
         28, ge=1, description="`gridcast train`: trailing days held out to validate (day-ahead) before saving."

@@ -96,6 +96,9 @@ class LSTMForecaster(Forecaster):
         learning_rate: Adam learning rate.
         weather_dropout: share of training samples with no future weather.
         weather_noise_c: largest day-ahead temperature error (°C, 1 sigma) simulated.
+        refit_full: after early stopping on the validation split, train again on all
+            windows for the best epoch count (the validation split is the most recent
+            data; leaving it out costs accuracy).
         country: holiday country code.
         tz: the region's time zone (calendar terms follow local time).
         seed: seed for weights, sampling and noise.
@@ -120,6 +123,7 @@ class LSTMForecaster(Forecaster):
         learning_rate: float = 2e-3,
         weather_dropout: float = 0.25,
         weather_noise_c: float = 1.5,
+        refit_full: bool = True,
         country: str | None = None,
         tz: str | None = None,
         seed: int | None = None,
@@ -143,6 +147,7 @@ class LSTMForecaster(Forecaster):
             "learning_rate": learning_rate,
             "weather_dropout": weather_dropout,
             "weather_noise_c": weather_noise_c,
+            "refit_full": refit_full,
             "country": country if country is not None else settings.country,
             "tz": tz if tz is not None else settings.region_timezone,
             "seed": settings.seed if seed is None else seed,
@@ -342,6 +347,21 @@ class LSTMForecaster(Forecaster):
             pred = 1.0 + self._run(enc, dec, base)
             actual = 1.0 + target
             self.quantiles_[name] = _conformal_grid(actual / pred - 1.0, self.spd_)
+
+        if p["refit_full"]:
+            # the validation split is the most recent data: once it has chosen the
+            # epoch count and calibrated the intervals, train again on everything for
+            # that many epochs (the held-out calibration stays valid, if a little
+            # conservative, for a model that has seen more data)
+            self.best_epochs_ = int(np.argmin(hist.history["val_loss"])) + 1
+            all_origins = origins[:: p["stride"]]
+            full = self._samples(y_filled, temp, calendar, all_origins, rng, mode="augment")
+            keras.utils.set_random_seed(p["seed"])
+            self.model_ = self._build(full[0].shape[1:], full[1].shape[1:])
+            self._infer = None
+            log.info("LSTM: refit on all %d windows for %d epochs", len(all_origins), self.best_epochs_)
+            self.model_.fit(list(full[:3]), full[3], epochs=self.best_epochs_, batch_size=p["batch_size"],
+                            shuffle=True, verbose=p["verbose"])
         self.context_ = frame.iloc[-L:][[c for c in (LOAD, TEMPERATURE) if c in frame]].copy()
         self.feature_spec_ = self._feature_spec()
         return self
