@@ -11,7 +11,9 @@ gaps are out of the way.
 4. ``clock_change`` — a stretch labelled in local wall time instead of UTC: a gap of
    *k* steps, then the stretch, then *k* conflicting duplicates, where *k* steps is the
    zone's UTC offset (or its DST shift) and the stretch's daily profile fits its
-   neighbours best when moved back by exactly *k*. Moved back.
+   neighbours best when moved back by exactly *k*. Moved back. Likewise a whole
+   region in local wall time (a missing hour at every spring-forward, a repeated one
+   at every fall-back): re-labelled.
 5. ``duplicates_conflicting`` — same (region, timestamp), different values: resolved
    by the **median** of each column (the mean of two), and reported.
 6. ``gaps`` — the regular grid per region: missing steps counted, longest gap.
@@ -259,6 +261,57 @@ def _to_utc(df: pd.DataFrame, meta: dict[str, Any], checks: _Checks) -> pd.DataF
         checks.set_action("timezone", action)
         df = df.assign(**{TIMESTAMP: local.dt.tz_convert("UTC")})[~bad.to_numpy()]
     return df
+
+
+def _fix_wall_clock_table(part: pd.DataFrame, *, step: pd.Timedelta, tz: str | None, checks: _Checks,
+                          region: str) -> pd.DataFrame:
+    """A whole region written in local wall time but labelled UTC: re-label it.
+
+    The signature is exact: the labels miss the wall-clock hour that does not exist
+    when clocks spring forward and repeat the hour that happens twice when they fall
+    back. Every transition in range must show it, and at least one fall-back (a lone
+    gap at 02:00 could be chance). Repeated labels are resolved by file order: the
+    first is the summer-time hour.
+    """
+    if not tz or len(part) < 2:
+        return part
+    labels = pd.DatetimeIndex(part[TIMESTAMP]).tz_localize(None)
+    probe = pd.date_range(labels.min().floor("D") - pd.Timedelta("1D"), labels.max().ceil("D"), freq="1h", tz="UTC")
+    local = probe.tz_convert(tz)
+    offset = (local.tz_localize(None) - probe.tz_localize(None)).to_numpy()
+    changes = np.flatnonzero(offset[1:] != offset[:-1]) + 1
+    if not len(changes):
+        return part
+    counts = pd.Series(labels).value_counts()
+    falls = 0
+    transitions = []
+    for i in changes:
+        at = probe[i].tz_localize(None)
+        old, new = pd.Timedelta(offset[i - 1]), pd.Timedelta(offset[i])
+        wall = pd.date_range(at + min(old, new), at + max(old, new), freq=step, inclusive="left")
+        if wall[0] < labels.min() or wall[-1] > labels.max():
+            continue
+        seen = counts.reindex(wall, fill_value=0)
+        if new > old and (seen == 0).all():
+            transitions.append(("spring forward: missing", wall[0]))
+        elif new < old and (seen >= 2).all():
+            transitions.append(("fall back: repeated", wall[0]))
+            falls += 1
+        else:
+            return part
+    if not falls:
+        return part
+    first = ~pd.Series(labels).duplicated(keep="first").to_numpy()
+    utc = labels.tz_localize(tz, ambiguous=first, nonexistent="NaT").tz_convert("UTC")
+    if utc.isna().any():
+        return part
+    checks.add(
+        "clock_change", len(part),
+        [{"region": region, "timestamp": _iso(w), "note": f"{what} wall-clock hour"} for what, w in transitions],
+        action="stretches labelled in local wall time moved back to UTC",
+        whole_table_in_local_time=True,
+    )
+    return part.assign(**{TIMESTAMP: utc.astype("datetime64[ns, UTC]")})
 
 
 def _fix_clock_change(part: pd.DataFrame, *, step: pd.Timedelta, spd: int, tz: str | None,
@@ -806,6 +859,7 @@ def check(df: pd.DataFrame, meta: dict[str, Any] | None, *, settings: Settings,
     defective = _defective_columns(df[values], meta)
     for region, part in df.groupby(REGION, sort=True):
         region = str(region)
+        part = _fix_wall_clock_table(part, step=step, tz=meta.get("timezone"), checks=checks, region=region)
         part = _fix_clock_change(part, step=step, spd=spd, tz=meta.get("timezone"), checks=checks, region=region)
         frame = _dedupe(part, values, checks, region)
         frame = _to_grid(frame, step, checks, region)

@@ -12,6 +12,7 @@ import pytest
 from rich.table import Table
 
 from training.data.faults import FAULTS, inject_faults
+from training.data.synthetic import generate
 from training.data.quality import CHECKS, check, render_summary
 from training.errors import SchemaError
 from training.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP
@@ -213,3 +214,14 @@ def test_render_summary_has_a_row_per_check(year_hourly, quality_settings):
     table = render_summary(check(df.iloc[: 24 * 20], meta, settings=quality_settings).report)
     assert isinstance(table, Table)
     assert table.row_count == len(CHECKS)
+
+
+def test_whole_table_in_local_wall_time_is_relabelled(quality_settings):
+    """Labelled in Madrid wall time: a missing hour each spring, a repeated one each autumn."""
+    df, meta = generate(days=260, regions=1, seed=5, country="ES", start="2023-03-01")
+    wall = df.assign(**{TIMESTAMP: df[TIMESTAMP].dt.tz_convert(meta["timezone"]).dt.tz_localize(None).dt.tz_localize("UTC")})
+    result = check(wall, meta, settings=quality_settings)
+    entry = result.report["checks"]["clock_change"]
+    assert entry["count"] == len(df) and entry["whole_table_in_local_time"]
+    assert [e["note"].split(":")[0] for e in entry["examples"]] == ["spring forward", "fall back"]
+    pd.testing.assert_frame_equal(result.clean, df)
