@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -310,7 +311,8 @@ class ForecastCore:
         plans = []
         for i, query in enumerate(queries):
             try:
-                plans.append(self._plan_one(query, f"q{i}"))
+                # ids must be unique across requests: the batcher merges many requests' calls
+                plans.append(self._plan_one(query, f"{uuid.uuid4().hex}-{i}"))
             except UserInputError as exc:
                 if len(queries) > 1:
                     exc.field = f"requests[{i}].{exc.field}" if exc.field else f"requests[{i}]"

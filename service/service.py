@@ -263,6 +263,20 @@ def _dotted(loc: list[str]) -> str:
     return out
 
 
+def _with_ui(cls: type) -> type:
+    """Mount the Gradio UI (a thin client of this API, :mod:`ui.app`) at ``/ui``, unless switched off."""
+    if not SETTINGS.ui_mount:
+        return cls
+    try:
+        from ui.app import service_ui_app
+    except ModuleNotFoundError as exc:  # a build without the ui package serves the API alone
+        if not (exc.name or "").startswith("ui"):
+            raise
+        logger.warning("ui package not available; serving without /ui")
+        return cls
+    return bentoml.asgi_app(service_ui_app(SETTINGS), path="/ui")(cls)
+
+
 admin = FastAPI(title="gridcast admin", openapi_url=None, docs_url=None, redoc_url=None)
 
 
@@ -274,6 +288,7 @@ admin = FastAPI(title="gridcast admin", openapi_url=None, docs_url=None, redoc_u
     workers=1,
 )
 @bentoml.asgi_app(admin, path="/")
+@_with_ui
 class Gridcast:
     """The public API. Models answer in :class:`GridcastModels`; this process never fits."""
 

@@ -68,3 +68,23 @@ def served_env(served_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
         if name.startswith("GRIDCAST_"):
             monkeypatch.delenv(name)
     yield dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def app():
+    """One ASGI app per test process: BentoML registers its request metrics once per app.
+
+    The API is tested alone (the UI mount has its own tests under tests/ui/). Each
+    ``TestClient`` context runs the lifespan again, i.e. a fresh service instance
+    that reads the settings and the store anew.
+    """
+    from training.settings import get_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRIDCAST_UI_MOUNT", "false")
+        get_settings.cache_clear()
+        from service.service import Gridcast
+
+        asgi = Gridcast.to_asgi()
+    get_settings.cache_clear()
+    return asgi

@@ -15,14 +15,6 @@ from starlette.testclient import TestClient
 from tests.service.conftest import observations
 
 
-@pytest.fixture(scope="module")
-def app():
-    """One ASGI app per process: BentoML registers its request metrics once per app."""
-    from service.service import Gridcast
-
-    return Gridcast.to_asgi()
-
-
 @pytest.fixture
 def client(served_env, app):
     """A fresh service instance (lifespan start-up) with fresh state and cache per test."""
