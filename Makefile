@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 OUT ?= out
 
-.PHONY: run test install system-deps services-up services-down demo-data clean help bento container container-test stack
+.PHONY: run test install system-deps services-up services-down demo-data clean help bento container container-test stack loadtest
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,9 @@ container: bento ## containerize the Bento with podman (BASE_IMAGE=... replaces 
 
 container-test: bento ## containerize on a local base image, run it, POST a 24-step LSTM forecast, check it, remove it
 	bash scripts/container-test.sh
+
+loadtest: install ## Locust headless (all scenarios) against HOST=URL, or a service it starts on embedded defaults; reports in load_tests/results/
+	$(BIN)/python load_tests/run.py $(if $(HOST),--host $(HOST)) $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,425 @@
+"""The load benchmark suite: regenerates the ``load`` section of BENCHMARKS.md.
+
+One run, one machine, one build, side by side:
+
+1. **Batching ON vs OFF** — uncached LSTM forecasts (:class:`UncachedForecastUser`:
+   each request its own history, random horizon) at 1, 8, 32, 64 and 128 closed-loop
+   users against a ``bentoml serve`` of the service with adaptive batching on, then the
+   same against a second one started with ``GRIDCAST_BATCHING=false`` (the setting the
+   service reads for ``batchable=``). Throughput, p50/p95/p99, failures, and the mean
+   model batch size from the service's own ``gridcast_model_batch_size`` histogram.
+2. **Cached path at a fixed arrival rate** — :class:`CachedForecastUser` paced with
+   ``constant_throughput`` so users × rate = the target (200 req/s by default).
+3. **Cold start** (process start → ``/readyz`` OK) of both services, and service RSS
+   (API + model process) idle and at its highest under load.
+4. **Memory soak** — :class:`MixedUser` for ``--soak-s`` seconds, RSS sampled every
+   few seconds; "flat" = the last minute's median within 5 % of the first minute's.
+
+CPU split: the service runs under ``taskset -c {--service-cpus}`` and Locust under
+``taskset -c {--locust-cpus}`` (default: service on CPU 1, Locust on CPU 0 of a 2-core
+machine), so the load generator cannot steal the service's core; Locust uses
+FastHttpUser (gevent + geventhttpclient), which keeps one core ahead of the service.
+
+Every run appends a JSON record to ``load_tests/results/load.json`` and prints it; the
+tables are regenerated from the latest record of each part, each with its command,
+machine and date. ``--others`` then runs the other ``load_tests/bench_*.py`` scripts
+(each rewrites its own section).
+
+    .venv/bin/python load_tests/bench.py                      # everything (≈ 25 min)
+    .venv/bin/python load_tests/bench.py --only batching --duration 20
+    .venv/bin/python load_tests/bench.py --only cached,soak --soak-s 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `load_tests.common` importable
+    sys.path.insert(0, str(ROOT))
+
+from load_tests.common import (  # noqa: E402
+    RESULTS,
+    ServiceProcess,
+    free_port,
+    locust_command,
+    machine,
+    read_stats_csv,
+    summarise,
+)
+
+log = logging.getLogger("gridcast.bench")
+
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+RESULTS_JSON = RESULTS / "load.json"
+PARTS = ("batching", "cached", "soak")
+UNCACHED = "POST /forecast [uncached lstm]"
+CACHED = "POST /forecast [cached]"
+
+#: targets from the load-test issue (2-core machine)
+TARGET_RATIO, TARGET_P99_BATCHED, TARGET_P99_CACHED, TARGET_FLAT = 3.0, 300.0, 25.0, 0.05
+
+
+class RssSampler:
+    """Samples a service's RSS every ``every_s`` seconds in a thread."""
+
+    def __init__(self, service: ServiceProcess, every_s: float = 1.0) -> None:
+        self.service, self.every_s = service, every_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._t0 = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((round(time.perf_counter() - self._t0, 1), self.service.rss_mb()))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def peak(self) -> float:
+        return max((mb for _, mb in self.samples), default=0.0)
+
+
+def batch_counts(url: str) -> tuple[float, float]:
+    """(sum, count) of the service's ``gridcast_model_batch_size`` histogram, all processes."""
+    import httpx
+
+    total = count = 0.0
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return 0.0, 0.0
+    for line in text.splitlines():
+        m = re.match(r"gridcast_model_batch_size_(sum|count)\{[^}]*\}\s+(\S+)", line)
+        if m:
+            if m.group(1) == "sum":
+                total += float(m.group(2))
+            else:
+                count += float(m.group(2))
+    return total, count
+
+
+def run_locust(
+    *, url: str, users: int, run_time: str, user_class: str, out: Path, cpus: str | None,
+    env: dict[str, str] | None = None, spawn_rate: float | None = None,
+) -> dict[str, Any]:
+    """One headless Locust run; returns the per-name and total summaries."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = locust_command(host=url, users=users, spawn_rate=spawn_rate or users, run_time=run_time,
+                         user_classes=[user_class], csv_prefix=out, cpus=cpus)
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
+    run_env.update(env or {})
+    done = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=3600)
+    stats_path = out.with_name(out.name + "_stats.csv")
+    if not stats_path.exists():
+        raise RuntimeError(f"locust wrote no stats (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    stats = read_stats_csv(stats_path)
+    failures_path = out.with_name(out.name + "_failures.csv")
+    errors = failures_path.read_text().strip().splitlines()[1:6] if failures_path.exists() else []
+    return {"total": summarise(stats["Aggregated"]),
+            "by_name": {k: summarise(v) for k, v in stats.items() if k != "Aggregated"},
+            "errors": errors}
+
+
+def start_service(args: argparse.Namespace, *, batching: bool, tag: str) -> ServiceProcess:
+    env = {"GRIDCAST_BATCHING": "true" if batching else "false", "GRIDCAST_UI_MOUNT": "false"}
+    svc = ServiceProcess(port=free_port(), env=env, cpus=args.service_cpus,
+                         log_path=args.out / f"service-{tag}.log")
+    log.info("starting the service (batching %s) on %s", "ON" if batching else "OFF", svc.url)
+    svc.start(timeout_s=args.ready_timeout)
+    log.info("ready after %.1f s, RSS %.0f MB", svc.cold_start_s, svc.rss_mb())
+    return svc
+
+
+def warm_up(args: argparse.Namespace, svc: ServiceProcess, user_class: str) -> None:
+    """A short unrecorded run: TensorFlow traces its function, caches fill, connections open."""
+    run_locust(url=svc.url, users=4, run_time=f"{args.warmup_s}s", user_class=user_class,
+               out=args.out / f"warmup-{user_class}", cpus=args.locust_cpus)
+
+
+def bench_levels(args: argparse.Namespace, svc: ServiceProcess, mode: str) -> list[dict]:
+    rows = []
+    warm_up(args, svc, "UncachedForecastUser")
+    for users in args.levels:
+        s0, c0 = batch_counts(svc.url)
+        with RssSampler(svc) as rss:
+            res = run_locust(url=svc.url, users=users, run_time=f"{args.duration}s",
+                             user_class="UncachedForecastUser", out=args.out / f"{mode}-{users}u",
+                             cpus=args.locust_cpus)
+        s1, c1 = batch_counts(svc.url)
+        row = {"users": users, **res["total"], "rss_peak_mb": rss.peak,
+               "mean_batch": round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None,
+               "model_calls": int(s1 - s0), "batches": int(c1 - c0), "errors": res["errors"]}
+        log.info("batching %s, %3d users: %.1f req/s, p50/p95/p99 %s/%s/%s ms, %d failures, mean batch %s",
+                 mode, users, row["rps"], row["p50_ms"], row["p95_ms"], row["p99_ms"], row["failures"],
+                 row["mean_batch"])
+        rows.append(row)
+    return rows
+
+
+def bench_cached(args: argparse.Namespace, svc: ServiceProcess) -> dict:
+    warm_up(args, svc, "CachedForecastUser")
+    users = args.cached_users
+    per_user = args.cached_rate / users
+    res = run_locust(url=svc.url, users=users, run_time=f"{args.duration}s", user_class="CachedForecastUser",
+                     out=args.out / "cached", cpus=args.locust_cpus,
+                     env={"LOADTEST_USER_RATE": f"{per_user:.4f}"})
+    row = {"target_rps": args.cached_rate, "users": users, **res["by_name"].get(CACHED, res["total"]),
+           "errors": res["errors"]}
+    log.info("cached at %s req/s: achieved %.1f, p50/p95/p99 %s/%s/%s ms, %d failures", args.cached_rate,
+             row["rps"], row["p50_ms"], row["p95_ms"], row["p99_ms"], row["failures"])
+    return row
+
+
+def bench_soak(args: argparse.Namespace, svc: ServiceProcess) -> dict:
+    with RssSampler(svc, every_s=5.0) as rss:
+        res = run_locust(url=svc.url, users=args.soak_users, run_time=f"{int(args.soak_s)}s",
+                         user_class="MixedUser", out=args.out / "soak", cpus=args.locust_cpus)
+    samples = rss.samples
+    window = min(60.0, args.soak_s / 4)
+    first = [mb for t, mb in samples if t <= window]
+    last = [mb for t, mb in samples if t >= samples[-1][0] - window]
+    start, end = statistics.median(first), statistics.median(last)
+    minutes = max((samples[-1][0] - samples[0][0]) / 60, 1e-9)
+    row = {"seconds": args.soak_s, "users": args.soak_users, **res["total"], "errors": res["errors"],
+           "rss_first_mb": start, "rss_last_mb": end, "rss_peak_mb": rss.peak,
+           "growth_mb_per_min": round((end - start) / minutes, 2),
+           "flat": abs(end - start) <= TARGET_FLAT * start, "samples": samples}
+    log.info("soak %ss: RSS %.0f → %.0f MB (peak %.0f), %d requests, %d failures", args.soak_s, start, end,
+             rss.peak, row["requests"], row["failures"])
+    return row
+
+
+# ---- BENCHMARKS.md -------------------------------------------------------------------------------
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def _header(rec: dict) -> str:
+    m = rec["machine"]
+    return (f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
+            f"load average at start {m['load_avg'][0]} (the machine is shared: other work ran too). "
+            f"Split: service on CPU {rec['service_cpus'] or 'any'}, Locust on CPU {rec['locust_cpus'] or 'any'} "
+            f"(taskset). Date: {rec['date']}. Command: `{rec['command']}`.")
+
+
+def render(records: list[dict]) -> str:
+    latest = {part: next((r for r in reversed(records) if part in r), None) for part in PARTS}
+    out: list[str] = []
+    rec = latest["batching"]
+    if rec:
+        b = rec["batching"]
+        on = {r["users"]: r for r in b["on"]}
+        off = {r["users"]: r for r in b["off"]}
+        out += ["### Uncached LSTM forecasts — adaptive batching ON vs OFF", "", _header(rec), "",
+                f"Closed loop ({rec['duration_s']} s per level), each request its own 168–336-point history "
+                "and a horizon of 1–168 steps (`UncachedForecastUser`). Mean batch = model calls per "
+                "computed batch (`gridcast_model_batch_size`).", "",
+                "| users | ON req/s | ON p50 / p95 / p99 ms | ON failures | ON mean batch "
+                "| OFF req/s | OFF p50 / p95 / p99 ms | OFF failures | OFF mean batch | ON / OFF |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for users in sorted(set(on) | set(off)):
+            a, z = on.get(users, {}), off.get(users, {})
+            ratio = (a.get("rps", 0) / z["rps"]) if z.get("rps") else None
+            out.append(
+                f"| {users} | {a.get('rps', 0):.1f} | {_ms(a.get('p50_ms'))} / {_ms(a.get('p95_ms'))} / "
+                f"{_ms(a.get('p99_ms'))} | {a.get('failures', '–')} / {a.get('requests', '–')} | "
+                f"{a.get('mean_batch') or '–'} | {z.get('rps', 0):.1f} | {_ms(z.get('p50_ms'))} / "
+                f"{_ms(z.get('p95_ms'))} / {_ms(z.get('p99_ms'))} | {z.get('failures', '–')} / "
+                f"{z.get('requests', '–')} | {z.get('mean_batch') or '–'} | "
+                f"{'–' if ratio is None else f'{ratio:.2f}×'} |")
+        h = b.get("headline") or {}
+        if h:
+            out += ["", f"**Headline (64 users): ON/OFF throughput {h['ratio']:.2f}× (target ≥ {TARGET_RATIO:.0f}×: "
+                    f"{'met' if h['ratio_met'] else 'missed'}), ON p99 {_ms(h['p99_on_ms'])} ms (target ≤ "
+                    f"{TARGET_P99_BATCHED:.0f} ms: {'met' if h['p99_met'] else 'missed'}).**"]
+        cs = rec.get("cold_start") or {}
+        if cs:
+            out += ["", "| service | cold start (process start → `/readyz` OK) | RSS idle MB | RSS peak under load MB |",
+                    "|---|---|---|---|"]
+            for mode in ("on", "off"):
+                if mode in cs:
+                    c = cs[mode]
+                    out.append(f"| batching {mode.upper()} | {c['seconds']:.1f} s | {c['rss_idle_mb']:.0f} | "
+                               f"{c['rss_peak_mb']:.0f} |")
+        if rec.get("note"):
+            out += ["", rec["note"]]
+        out.append("")
+    rec = latest["cached"]
+    if rec:
+        c = rec["cached"]
+        met = c["p99_ms"] is not None and c["p99_ms"] <= TARGET_P99_CACHED and c["failures"] == 0
+        out += ["### Cached forecasts at a fixed arrival rate", "", _header(rec), "",
+                f"`CachedForecastUser` (the same few region/horizon forecasts from the service's state), "
+                f"{c['users']} users paced with `constant_throughput` to {c['target_rps']} req/s in total, "
+                f"{rec['duration_s']} s.", "",
+                "| target req/s | achieved req/s | p50 / p95 / p99 ms | max ms | failures / requests | "
+                f"p99 ≤ {TARGET_P99_CACHED:.0f} ms |",
+                "|---|---|---|---|---|---|",
+                f"| {c['target_rps']} | {c['rps']:.1f} | {_ms(c['p50_ms'])} / {_ms(c['p95_ms'])} / "
+                f"{_ms(c['p99_ms'])} | {_ms(c['max_ms'])} | {c['failures']} / {c['requests']} | "
+                f"{'met' if met else 'missed'} |", ""]
+        if rec.get("note"):
+            out += [rec["note"], ""]
+    rec = latest["soak"]
+    if rec:
+        s = rec["soak"]
+        out += ["### Memory soak", "", _header(rec), "",
+                f"`MixedUser` × {s['users']} (cached, uncached, batch, `/models`, `/recent`) for "
+                f"{s['seconds'] / 60:.1f} min; service RSS (API + model process) sampled every 5 s. Flat = the "
+                f"last minute's median within {TARGET_FLAT:.0%} of the first minute's.", "",
+                "| duration | requests | failures | req/s | p99 ms | RSS first min → last min MB | peak MB | "
+                "growth MB/min | flat |",
+                "|---|---|---|---|---|---|---|---|---|",
+                f"| {s['seconds'] / 60:.1f} min | {s['requests']} | {s['failures']} | {s['rps']:.1f} | "
+                f"{_ms(s['p99_ms'])} | {s['rss_first_mb']:.0f} → {s['rss_last_mb']:.0f} | {s['rss_peak_mb']:.0f} | "
+                f"{s['growth_mb_per_min']:+.2f} | {'yes' if s['flat'] else 'no'} |", ""]
+        if rec.get("note"):
+            out += [rec["note"], ""]
+    out.append("Raw numbers (every level, RSS samples, first failure messages): `load_tests/results/load.json`; "
+               "Locust CSVs under `load_tests/results/bench-*/`.")
+    return "\n".join(out)
+
+
+def write_section(text: str) -> None:
+    doc = BENCHMARKS.read_text()
+    begin, end = "<!-- BEGIN:load -->", "<!-- END:load -->"
+    if begin not in doc or end not in doc:
+        doc = doc.rstrip() + f"\n\n{begin}\n{end}\n"
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    BENCHMARKS.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+
+
+def load_records() -> list[dict]:
+    if not RESULTS_JSON.exists():
+        return []
+    return json.loads(RESULTS_JSON.read_text())
+
+
+# ---- main ----------------------------------------------------------------------------------------------
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma list of parts: {', '.join(PARTS)}")
+    ap.add_argument("--levels", default="1,8,32,64,128", help="concurrent users, batching ON vs OFF")
+    ap.add_argument("--duration", type=int, default=30, help="seconds per level (and the cached run)")
+    ap.add_argument("--warmup-s", type=int, default=8, help="unrecorded warm-up before measuring (s)")
+    ap.add_argument("--cached-rate", type=float, default=200.0, help="cached path: total arrival rate (req/s)")
+    ap.add_argument("--cached-users", type=int, default=50, help="cached path: users sharing that rate")
+    ap.add_argument("--soak-s", type=float, default=600.0, help="memory soak length (s)")
+    ap.add_argument("--soak-users", type=int, default=16, help="memory soak: MixedUser count")
+    ap.add_argument("--service-cpus", default="1", help="taskset CPU list for the service ('' = no pinning)")
+    ap.add_argument("--locust-cpus", default="0", help="taskset CPU list for Locust ('' = no pinning)")
+    ap.add_argument("--ready-timeout", type=float, default=300.0, help="longest wait for /readyz (s)")
+    ap.add_argument("--no-train", action="store_true", help="do not train quick models when the store is empty")
+    ap.add_argument("--others", action="store_true", help="then run the other load_tests/bench_*.py scripts")
+    ap.add_argument("--note", default="", help="a sentence added under this run's tables")
+    ap.add_argument("--render-only", action="store_true", help="only regenerate BENCHMARKS.md from the JSON")
+    args = ap.parse_args(argv)
+    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    args.service_cpus = args.service_cpus or None
+    args.locust_cpus = args.locust_cpus or None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = parse(argv)
+    if args.render_only:
+        write_section(render(load_records()))
+        return 0
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    args.out = RESULTS / f"bench-{stamp}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.no_train:
+        from training.settings import get_settings
+        from training.store import ensure_quick_models
+
+        ensure_quick_models(get_settings())
+
+    rec: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python load_tests/bench.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "machine": machine(), "duration_s": args.duration,
+        "service_cpus": args.service_cpus, "locust_cpus": args.locust_cpus, "note": args.note,
+    }
+    if "batching" in args.parts:
+        rec["batching"], rec["cold_start"] = {}, {}
+        for mode, batching in (("on", True), ("off", False)):
+            svc = start_service(args, batching=batching, tag=mode)
+            try:
+                idle = svc.rss_mb()
+                rows = bench_levels(args, svc, mode)
+                rec["batching"][mode] = rows
+                rec["cold_start"][mode] = {"seconds": round(svc.cold_start_s, 2), "rss_idle_mb": idle,
+                                           "rss_peak_mb": max(r["rss_peak_mb"] for r in rows)}
+                if batching and "cached" in args.parts:
+                    rec["cached"] = bench_cached(args, svc)
+                if batching and "soak" in args.parts:
+                    rec["soak"] = bench_soak(args, svc)
+            finally:
+                svc.stop()
+        on = {r["users"]: r for r in rec["batching"]["on"]}
+        off = {r["users"]: r for r in rec["batching"]["off"]}
+        if 64 in on and 64 in off and off[64]["rps"]:
+            ratio = on[64]["rps"] / off[64]["rps"]
+            rec["batching"]["headline"] = {
+                "ratio": round(ratio, 2), "ratio_met": ratio >= TARGET_RATIO, "p99_on_ms": on[64]["p99_ms"],
+                "p99_met": on[64]["p99_ms"] is not None and on[64]["p99_ms"] <= TARGET_P99_BATCHED,
+            }
+    elif {"cached", "soak"} & set(args.parts):
+        svc = start_service(args, batching=True, tag="on")
+        try:
+            if "cached" in args.parts:
+                rec["cached"] = bench_cached(args, svc)
+            if "soak" in args.parts:
+                rec["soak"] = bench_soak(args, svc)
+        finally:
+            svc.stop()
+
+    records = load_records() + [rec]
+    RESULTS_JSON.write_text(json.dumps(records, indent=1))
+    print(json.dumps({k: v for k, v in rec.items() if k != "soak"} | (
+        {"soak": {k: v for k, v in rec["soak"].items() if k != "samples"}} if "soak" in rec else {}), indent=1))
+    write_section(render(records))
+    log.info("BENCHMARKS.md load section regenerated; raw: %s", RESULTS_JSON.relative_to(ROOT))
+
+    if args.others:
+        for script in sorted((ROOT / "load_tests").glob("bench_*.py")):
+            log.info("running %s", script.name)
+            subprocess.run([sys.executable, str(script)], cwd=ROOT, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,345 @@
+"""What the Locust scenarios, the benchmark runner and the smoke test share.
+
+* **Payloads**: a request history derived from the service's own recent actuals
+  (``POST /recent``), stretched to the wanted length by repeating the weekly pattern
+  and perturbed with noise, so every uncached request carries a *different* history
+  (its own cache key) that the LSTM still finds plausible. No data file is read: the
+  scenarios run against any deployment that answers ``/recent``.
+* **Checks**: :func:`check_forecast` is the one definition of a correct answer
+  (status aside): as many points as asked, ``lower <= mean <= upper`` everywhere,
+  finite numbers, the region asked for.
+* **A service under test**: :class:`ServiceProcess` starts ``bentoml serve`` the way
+  ``gridcast serve`` does (same command line), optionally pinned to CPUs with
+  ``taskset``, measures process start → ``/readyz`` OK, and reads the RSS of the whole
+  process tree (API process + model process).
+
+Example:
+    >>> import numpy as np
+    >>> base = [{"timestamp": "2024-01-01T00:00:00+00:00", "load_mw": 100.0},
+    ...         {"timestamp": "2024-01-01T01:00:00+00:00", "load_mw": 110.0}]
+    >>> hist = history_from(base, n=4, rng=np.random.default_rng(0), noise=0.0)
+    >>> [h["timestamp"][11:16] for h in hist], [h["load_mw"] for h in hist]
+    (['22:00', '23:00', '00:00', '01:00'], [100.0, 110.0, 100.0, 110.0])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "load_tests" / "results"
+
+#: columns a request's history may carry that /recent also returns
+HISTORY_COLUMNS = ("load_mw", "temperature_c")
+#: the LSTM's look-back is 7 days of hourly steps; histories are at least this long
+MIN_HISTORY = 168
+
+
+# ---- payloads ------------------------------------------------------------------------------
+
+
+def history_from(
+    base: Sequence[Mapping[str, Any]], *, n: int, rng: np.random.Generator, noise: float = 0.03
+) -> list[dict]:
+    """``n`` hourly observations ending where ``base`` ends, each value jittered.
+
+    Older steps than ``base`` holds repeat it (the weekly pattern when ``base`` is a
+    week), so any length can be asked for; multiplicative noise of relative size
+    ``noise`` makes each history unique, hence a cache miss.
+
+    Args:
+        base: observations (``timestamp``, ``load_mw``, optional ``temperature_c``),
+            oldest first, on an hourly grid.
+        n: number of observations wanted.
+        rng: the random source (one per simulated user).
+        noise: relative standard deviation of the jitter on load.
+
+    Returns:
+        Observations as a request's ``history`` list.
+    """
+    if not base:
+        raise ValueError("history_from needs at least one base observation")
+    last = datetime.fromisoformat(str(base[-1]["timestamp"])).astimezone(UTC)
+    k = len(base)
+    jitter = 1.0 + noise * rng.standard_normal(n) if noise else np.ones(n)
+    out = []
+    for i in range(n):
+        src = base[(i - n) % k]
+        obs = {"timestamp": (last - timedelta(hours=n - 1 - i)).isoformat(),
+               "load_mw": round(float(src["load_mw"]) * float(jitter[i]), 3)}
+        temp = src.get("temperature_c")
+        if temp is not None and math.isfinite(float(temp)):
+            obs["temperature_c"] = round(float(temp), 2)
+        out.append(obs)
+    return out
+
+
+def synthetic_base(rng: np.random.Generator, *, hours: int = MIN_HISTORY, level: float = 1000.0) -> list[dict]:
+    """A plausible week (daily and weekly shape) when a deployment has no recent actuals."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    out = []
+    for i in range(hours):
+        ts = end - timedelta(hours=hours - 1 - i)
+        daily = 1.0 + 0.25 * math.sin(2 * math.pi * (ts.hour - 8) / 24)
+        weekly = 0.9 if ts.weekday() >= 5 else 1.0
+        out.append({"timestamp": ts.isoformat(),
+                    "load_mw": round(level * daily * weekly * (1 + 0.01 * rng.standard_normal()), 3),
+                    "temperature_c": round(27 + 4 * math.sin(2 * math.pi * (ts.hour - 14) / 24), 2)})
+    return out
+
+
+def base_from_recent(body: Mapping[str, Any]) -> list[dict]:
+    """The usable observations of a ``/recent`` answer (load present), oldest first."""
+    rows = []
+    for obs in body.get("observations") or []:
+        load = obs.get("load_mw")
+        if load is None or not math.isfinite(float(load)):
+            continue
+        rows.append({"timestamp": obs["timestamp"], "load_mw": float(load),
+                     **{c: obs.get(c) for c in HISTORY_COLUMNS[1:] if obs.get(c) is not None}})
+    return rows
+
+
+# ---- checks --------------------------------------------------------------------------------
+
+
+def check_forecast(body: Any, *, region: str, horizon: int, model: str | None = None) -> str | None:
+    """Why a forecast answer is wrong, or None when it is right.
+
+    Args:
+        body: the decoded JSON of one forecast result.
+        region: the region asked for.
+        horizon: the number of steps asked for.
+        model: when given, the alias that must have answered (no fallback allowed).
+    """
+    if not isinstance(body, Mapping):
+        return f"answer is {type(body).__name__}, not an object"
+    if body.get("region") != region:
+        return f"region {body.get('region')!r} != {region!r}"
+    points = body.get("points")
+    if not isinstance(points, list) or len(points) != horizon:
+        return f"{len(points) if isinstance(points, list) else 'no'} points for horizon {horizon}"
+    for i, p in enumerate(points):
+        try:
+            lo, mean, hi = float(p["lower"]), float(p["mean"]), float(p["upper"])
+        except (KeyError, TypeError, ValueError):
+            return f"points[{i}] lacks lower/mean/upper"
+        if not all(math.isfinite(v) for v in (lo, mean, hi)):
+            return f"points[{i}] is not finite"
+        if not lo <= mean <= hi:
+            return f"points[{i}]: not lower <= mean <= upper ({lo:.1f}, {mean:.1f}, {hi:.1f})"
+    if model is not None and (body.get("model") != model or body.get("fallback")):
+        return f"{body.get('model')!r} answered (fallback: {body.get('fallback_reason')}), not {model!r}"
+    return None
+
+
+# ---- the service under test ------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """Cores, RAM, CPU model and load: printed next to every figure."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        ram_gb = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:  # psutil comes with locust; keep the report working without it
+        ram_gb = None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": ram_gb,
+        "python": platform.python_version(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cmd: Sequence[str], cpus: str | None) -> list[str]:
+    """``cmd`` under ``taskset -c cpus`` when asked for and available."""
+    if cpus and shutil.which("taskset"):
+        return ["taskset", "-c", cpus, *cmd]
+    return list(cmd)
+
+
+def wait_ready(url: str, *, timeout_s: float, proc: subprocess.Popen | None = None) -> float:
+    """Seconds until ``GET {url}/readyz`` answers 200.
+
+    Raises:
+        RuntimeError: the process died or ``timeout_s`` passed first.
+    """
+    import httpx
+
+    t0 = time.perf_counter()
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+                return time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        if time.perf_counter() - t0 > timeout_s:
+            raise RuntimeError(f"{url}/readyz not OK after {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+@dataclass
+class ServiceProcess:
+    """A ``bentoml serve`` subprocess of the gridcast service, as ``gridcast serve`` starts it."""
+
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    cpus: str | None = None
+    log_path: Path | None = None
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen | None = None
+    cold_start_s: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, *, timeout_s: float = 180.0) -> ServiceProcess:
+        """Start and wait for readiness; ``cold_start_s`` = process start → ``/readyz`` OK."""
+        from service.cli import command
+
+        env = {**os.environ, **self.env, "GRIDCAST_HOST": self.host, "GRIDCAST_PORT": str(self.port)}
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            pinned(command(self.host, self.port), self.cpus), cwd=ROOT, env=env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._log = log
+        try:
+            wait_ready(self.url, timeout_s=timeout_s, proc=self.proc)
+        except RuntimeError:
+            self.stop()
+            raise
+        self.cold_start_s = time.perf_counter() - t0
+        return self
+
+    def rss_mb(self) -> float:
+        """Resident memory of the service's whole process tree (MB)."""
+        import psutil
+
+        if self.proc is None:
+            return 0.0
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return round(total / 2**20, 1)
+
+    def stop(self) -> None:
+        """SIGTERM the process group (bentoml's workers included), SIGKILL after 20 s."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if getattr(self, "_log", None) not in (None, subprocess.DEVNULL):
+            self._log.close()
+        self._log = None
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def locust_command(
+    *, host: str, users: int, spawn_rate: float, run_time: str, user_classes: Sequence[str] = (),
+    csv_prefix: Path | None = None, html: Path | None = None, json_file: Path | None = None,
+    cpus: str | None = None, extra: Sequence[str] = (),
+) -> list[str]:
+    """The headless Locust command line every runner uses (the defaults come from ``[tool.locust]``)."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "load_tests" / "locustfile.py"), "--headless",
+           "--host", host, "-u", str(users), "-r", str(spawn_rate), "-t", run_time, "--only-summary",
+           "--stop-timeout", "10", "--exit-code-on-error", "1"]
+    if csv_prefix:
+        cmd += ["--csv", str(csv_prefix)]
+    if html:
+        cmd += ["--html", str(html)]
+    if json_file:
+        cmd += ["--json-file", str(json_file)]
+    cmd += [*extra, *user_classes]
+    return pinned(cmd, cpus)
+
+
+def read_stats_csv(path: Path) -> dict[str, dict[str, Any]]:
+    """Locust's ``*_stats.csv`` as ``{name: row}`` (the total row under ``"Aggregated"``)."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for row in rows:
+        key = row["Name"] if row["Name"] != "Aggregated" else "Aggregated"
+        if key != "Aggregated":
+            key = f"{row['Type']} {row['Name']}".strip()
+        out[key] = row
+    return out
+
+
+def summarise(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One stats row → requests, failures, throughput and p50/p95/p99 (ms)."""
+
+    def num(key: str) -> float | None:
+        value = row.get(key)
+        if value in (None, "", "N/A"):
+            return None
+        return float(value)
+
+    return {
+        "requests": int(num("Request Count") or 0),
+        "failures": int(num("Failure Count") or 0),
+        "rps": round(num("Requests/s") or 0.0, 2),
+        "p50_ms": num("50%"),
+        "p95_ms": num("95%"),
+        "p99_ms": num("99%"),
+        "max_ms": num("Max Response Time"),
+        "mean_ms": round(num("Average Response Time") or 0.0, 1),
+    }

@@ -1,0 +1,66 @@
+"""A few seconds of real load: Locust (headless, every scenario) against ``bentoml serve``.
+
+Quick models are trained into a private model store (``ensure_quick_models``, as
+``make run`` does), the service starts as a subprocess exactly as ``gridcast serve``
+starts it, and Locust runs the scenarios of ``load_tests/locustfile.py``. The test
+reads Locust's own CSV statistics: zero failures (every answer was checked for status,
+point count and ``lower <= mean <= upper``; an uncached LSTM request answered by the
+fallback is a failure too) and a non-trivial number of requests per scenario.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from load_tests.common import ServiceProcess, free_port, locust_command, read_stats_csv, summarise
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+SCENARIOS = ("CachedForecastUser", "UncachedForecastUser", "BatchForecastUser", "MixedUser")
+
+
+@pytest.fixture(scope="module")
+def quick_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private BentoML home with the quick demo models (one LSTM epoch: speed, not skill)."""
+    from training.settings import Settings
+    from training.store import ensure_quick_models
+
+    home = tmp_path_factory.mktemp("loadtest-bentoml")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENTOML_HOME", str(home))
+        ensure_quick_models(Settings(lstm_epochs=1))
+    return home
+
+
+@pytest.fixture(scope="module")
+def service(quick_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCAST_")}
+    log = tmp_path_factory.mktemp("loadtest-service") / "service.log"
+    svc = ServiceProcess(port=free_port(), env={**env, "BENTOML_HOME": str(quick_store),
+                                                  "GRIDCAST_UI_MOUNT": "false"}, log_path=log)
+    try:
+        svc.start(timeout_s=240)
+    except RuntimeError as exc:
+        pytest.fail(f"{exc}; service log:\n{log.read_text()[-3000:]}")
+    yield svc
+    svc.stop()
+
+
+def test_locust_smoke_has_no_failures(service: ServiceProcess, tmp_path: Path) -> None:
+    prefix = tmp_path / "smoke"
+    cmd = locust_command(host=service.url, users=8, spawn_rate=8, run_time="8s",
+                         user_classes=SCENARIOS, csv_prefix=prefix)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    stats = read_stats_csv(prefix.with_name("smoke_stats.csv"))
+    total = summarise(stats["Aggregated"])
+    failures = prefix.with_name("smoke_failures.csv").read_text()
+    assert total["failures"] == 0, f"failures:\n{failures}\n{done.stderr[-2000:]}"
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert total["requests"] >= 20, total
+    for name in ("POST /forecast [cached]", "POST /forecast [uncached lstm]", "POST /forecast_batch [2-8 uncached]"):
+        assert name in stats and summarise(stats[name])["requests"] >= 2, (name, sorted(stats))
