@@ -28,10 +28,12 @@ gaps are out of the way.
     like one.)
 11. Cleaning: short gaps (<= ``max_interpolate_steps``) interpolated linearly, longer
     ones left missing and flagged.
-12. ``date_transposition`` — the day/month swap (``dd.mm`` read as ``mm.dd``): see
-    :func:`_calendar_model`. A pair of local dates (d/m, m/d) is flagged when the
-    load of each fits the other's calendar *and* weather far better than its own.
-    With ``repair_dates=True`` the pair is swapped back, moving only the columns that
+12. ``date_transposition`` — the day/month swap (``dd.mm`` read as ``mm.dd``), found
+    from the data alone (:class:`_CalendarModel`, :func:`_transposed_pairs`): a pair
+    of local dates (y-m-d, y-d-m) is flagged when the load of each fits the other's
+    day type, season *and* weather far better than its own; when most pairs of a
+    year lean that way, the whole year is flagged (a file read month-first). With
+    ``repair_dates=True`` the pairs are swapped back, moving only the columns that
     came from the load's source file (``meta["sources"]``).
 13. ``day_type`` — days whose load looks like another day type than the calendar says
     (a labelled Sunday behaving like a workday, and the reverse). Reported only.
@@ -871,7 +873,7 @@ def check(df: pd.DataFrame, meta: dict[str, Any] | None, *, settings: Settings,
         _spikes(frame, spd, settings, checks, region)
         filled, left, longest = _interpolate(frame, settings)
         checks.add("gaps", 0, interpolated=filled, left_missing=left, longest_missing_after_cleaning=longest)
-        pairs, candidates, swapped_here = _calendar(frame, spd, tz, country, checks, region, repair_dates,
+        _, candidates, swapped_here = _calendar(frame, spd, tz, country, checks, region, repair_dates,
                                                      defective, meta)
         repaired.extend(swapped_here)
         n_missing = int(frame[LOAD].isna().sum())
