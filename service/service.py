@@ -59,6 +59,7 @@ STATUS = {
     ModelNotFoundError.code: 404,
     "insufficient_data": 422,
     "data_unusable": 422,
+    "state_unavailable": 503,
 }
 
 
@@ -87,7 +88,9 @@ def _model_refs() -> list[bentoml.models.BentoModel]:
 
 def error_response(exc: GridcastError) -> JSONResponse:
     status = STATUS.get(exc.code, 422 if isinstance(exc, UserInputError) else 500)
-    if status >= 500:
+    if status == 503:
+        body = ErrorBody(error=exc.code, detail="a backing store is unavailable; retry shortly")
+    elif status >= 500:
         logger.error("internal error: %s", exc.detail)
         body = ErrorBody(error="internal_error", detail="the forecast could not be computed; see the server log")
     else:
