@@ -41,7 +41,10 @@ demo-data: install ## generate (with known faults), check and plot synthetic dem
 	@echo "Outputs: $(OUT)/sample.parquet (raw, with injected faults), $(OUT)/quality.json (quality report)," \
 	      "$(OUT)/clean.parquet (cleaned), $(OUT)/plots/ (PNGs). More: docs/data.md"
 
-run: demo-data ## the demo: data pipeline (later: train quick models, serve with UI on :3000)
+run: demo-data ## the demo: data pipeline, quick models if the store serves none, then the service + UI on :3000
+	$(quick-models-if-empty)
+	@echo "Serving on http://localhost:$${GRIDCAST_PORT:-3000} (UI: /ui, API docs: /, metrics: /metrics). Ctrl-C stops."
+	$(BIN)/gridcast serve
 
 test: install services-up ## run the whole suite against real Redis and Kafka
 	$(BIN)/python -m pytest
