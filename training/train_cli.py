@@ -66,11 +66,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train models per region and save them to the BentoML model store",
         description="Fit, validate (held-out days, day-ahead) and save models; the better one is served.",
     )
-    p.add_argument("--data", required=True, help="canonical Parquet table (gridcast data sample/import/check)")
+    p.add_argument("--data", default=None, help="canonical Parquet table (gridcast data sample/import/check)")
     p.add_argument("--models", default="sarimax,lstm", help="comma-separated aliases (naive, sarimax, lstm, ensemble)")
     p.add_argument("--regions", default=None, help="comma-separated regions (default: all in the data)")
     p.add_argument("--quick", action="store_true", help="small, fast settings (demo, tests)")
     p.add_argument("--val-days", type=int, default=None, help="held-out validation days (default: settings)")
+    p.add_argument(
+        "--ensure-quick", action="store_true",
+        help="no --data: if nothing is served yet, train quick demo models on synthetic data (make run/bento)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -82,6 +86,17 @@ def _run(args: argparse.Namespace) -> int:
     from training.settings import get_settings
 
     settings = get_settings()
+    console = Console()
+    if args.ensure_quick:
+        from training.store import ensure_quick_models, served_models
+
+        ensure_quick_models(settings)
+        for m in served_models():
+            console.print(f"served: {m.region}/{m.alias} {m.tag} (validation MAPE "
+                          f"{m.metadata.get('validation', {}).get('mape', float('nan')):.2f}%)")
+        return 0
+    if args.data is None:
+        raise UserInputError("--data is required (or --ensure-quick for demo models)", field="data")
     aliases = _parse_aliases(args.models)
     df, meta = read_table(args.data)
     regions = None if args.regions is None else [r.strip() for r in args.regions.split(",") if r.strip()]
@@ -95,7 +110,6 @@ def _run(args: argparse.Namespace) -> int:
         table.add_row(o.region, o.alias, o.result.tag, f"{m['mape']:.2f}", f"{m['mae']:.1f}",
                       _pct(m.get("coverage_80")), _pct(m.get("coverage_95")), f"{o.fit_seconds:.1f}",
                       "promoted" if o.result.promoted else "not promoted")
-    console = Console()
     console.print(table)
     for o in outcomes:
         console.print(f"{o.region}/{o.alias}: {'promoted' if o.result.promoted else 'not promoted'} — {o.result.reason}")

@@ -79,3 +79,20 @@ def test_bad_input_is_one_line_and_exit_2(bento_home, data_path, capsys, args, m
 def test_missing_file_is_exit_2(bento_home, tmp_path, capsys) -> None:
     assert main(["train", "--data", str(tmp_path / "nope.parquet"), "--models", "naive"]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_data_is_required_without_ensure_quick(bento_home, capsys) -> None:
+    assert main(["train", "--models", "naive"]) == 2
+    assert "--data is required" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ensure_quick_serves_demo_models_once(bento_home, capsys) -> None:
+    assert main(["train", "--ensure-quick"]) == 0
+    served = {(m.region, m.alias) for m in store.served_models()}
+    assert served == {(r, a) for r in ("region-1", "region-2") for a in ("naive", "sarimax", "lstm")}
+    tags = store.served_tags()
+    # a second call finds served models and trains nothing
+    assert main(["train", "--ensure-quick"]) == 0
+    assert store.served_tags() == tags
+    assert capsys.readouterr().out.count("served: ") == 12
