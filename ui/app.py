@@ -499,14 +499,14 @@ def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # 
             value = metrics.get(key)
             row[title] = round(float(value), 3) if isinstance(value, int | float) else None
         rows.append(row)
-    table = pd.DataFrame(rows)
     naive = {r["region"]: r["MAPE (%)"] for r in rows if r["alias"] == "naive"}
-    table["MAPE vs naive"] = [
-        f"{100 * (1 - r['MAPE (%)'] / naive[r['region']]):+.1f}% skill"
-        if naive.get(r["region"]) and r["MAPE (%)"] is not None else "—"
-        for r in rows
-    ]
-    view.table = table
+    for r in rows:
+        r["MAPE vs naive"] = (f"{100 * (1 - r['MAPE (%)'] / naive[r['region']]):+.1f}% skill"
+                              if naive.get(r["region"]) and r["MAPE (%)"] is not None else "—")
+    table = pd.DataFrame(rows)
+    # what a person compares first on the left; identifiers (long tags) on the right
+    first = ["region", "alias", "MAPE (%)", "MAPE vs naive"]
+    view.table = table[first + [c for c in table.columns if c not in first]]
 
     fig = go.Figure()
     for k, alias in enumerate(sorted({r["alias"] for r in rows})):

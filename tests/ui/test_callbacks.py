@@ -1,0 +1,189 @@
+"""The functions behind the UI's components, against a real served service (no mocks).
+
+Pure parts (CSV parsing, error sentences) are tested directly; the views call a
+``bentoml serve`` subprocess on quick models (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.errors import UserInputError
+from ui.app import (
+    DEMO_FAULTY,
+    UPLOADED,
+    forecast_view,
+    live_view,
+    models_view,
+    quality_view,
+    read_history_csv,
+    user_message,
+)
+from ui.client import ServiceClient, ServiceError, ServiceUnavailable
+
+
+def _history_csv(path: Path, days: int = 10, *, drop: str | None = None, rename: dict | None = None) -> Path:
+    from training.data.synthetic import generate
+    from training.schema import region_frame
+
+    df, _ = generate(days=days, regions=1, seed=3)
+    frame = region_frame(df, "region-1")[["load_mw", "temperature_c"]].reset_index()
+    frame["timestamp"] = frame["timestamp"].map(lambda t: t.isoformat())
+    if drop:
+        frame = frame.drop(columns=drop)
+    if rename:
+        frame = frame.rename(columns=rename)
+    frame.to_csv(path, index=False)
+    return path
+
+
+# ---- pure: uploads and messages -------------------------------------------------------------
+
+
+def test_history_csv_canonical(tmp_path: Path) -> None:
+    frame = read_history_csv(_history_csv(tmp_path / "h.csv", days=3))
+    assert len(frame) == 72
+    assert list(frame.columns) == ["load_mw", "temperature_c"]
+    assert str(frame.index.tz) == "UTC"
+
+
+def test_history_csv_mapped_columns(tmp_path: Path) -> None:
+    path = _history_csv(tmp_path / "h.csv", days=2, rename={"timestamp": "time", "load_mw": "MW", "temperature_c": "T"})
+    frame = read_history_csv(path, time_col="time", load_col="MW", temp_col="T")
+    assert len(frame) == 48 and frame["temperature_c"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("drop", "mapping", "named"),
+    [("load_mw", {}, "'load_mw'"), ("timestamp", {}, "'timestamp'"), (None, {"temp_col": "air_temp"}, "'air_temp'")],
+    ids=["no-load", "no-timestamp", "mapped-temp-missing"],
+)
+def test_history_csv_missing_column_is_named(tmp_path: Path, drop, mapping, named) -> None:
+    path = _history_csv(tmp_path / "h.csv", days=1, drop=drop)
+    with pytest.raises(UserInputError) as err:
+        read_history_csv(path, **mapping)
+    assert named in err.value.detail and "columns are" in err.value.detail
+
+
+def test_history_csv_bad_rows_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("timestamp,load_mw\n2024-01-01T00:00Z,100\n2024-01-01T01:00Z,lots\n2024-01-01T02:00Z,x\n")
+    with pytest.raises(UserInputError) as err:
+        read_history_csv(path)
+    assert "row 2 (line 3)" in err.value.detail and "'lots'" in err.value.detail and "1 more" in err.value.detail
+    path.write_text("timestamp,load_mw\nyesterday,100\n")
+    with pytest.raises(UserInputError, match=r"row 1 .*'yesterday' is not a timestamp"):
+        read_history_csv(path)
+
+
+def test_unreachable_service_is_a_sentence() -> None:
+    client = ServiceClient("http://127.0.0.1:9", timeout_s=2)
+    with pytest.raises(ServiceUnavailable) as err:
+        client.models()
+    message = user_message(err.value)
+    assert message.startswith("Service unreachable") and "127.0.0.1:9" in message and "Traceback" not in message
+
+
+# ---- against the served service ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_forecast_view_points_table_csv(client: ServiceClient, ui_settings) -> None:
+    view = forecast_view(client, region="region-1", model="naive", horizon=12, levels=["80", "95"],
+                         settings=ui_settings)
+    assert len(view.results[0]["points"]) == 12
+    assert len(view.table) == 12
+    assert {"upper 95% (MW)", "lower 80% (MW)"} <= set(view.table.columns)
+    assert (view.table["upper 95% (MW)"] >= view.table["upper 80% (MW)"]).all()
+    means = [t for t in view.figure.data if t.meta == "forecast-mean"]
+    assert len(means) == 1 and len(means[0].x) == 12
+    assert "MW" in view.figure.layout.yaxis.title.text and "UTC" in view.figure.layout.xaxis.title.text
+    downloaded = pd.read_csv(view.csv_path)
+    assert len(downloaded) == 12 and "timestamp (UTC)" in downloaded.columns
+    assert "12 points" in view.status
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_forecast_view_compares_models_on_one_chart(client: ServiceClient, ui_settings) -> None:
+    view = forecast_view(client, region="region-2", model="lstm", horizon=6, levels=["80"], settings=ui_settings,
+                         compare=["naive", "sarimax"])
+    assert [r["requested_model"] for r in view.results] == ["lstm", "naive", "sarimax"]
+    means = [t for t in view.figure.data if t.meta == "forecast-mean"]
+    assert len(means) == 3 and all(len(t.x) == 6 for t in means)
+    assert any(c.startswith("naive") and c.endswith("mean (MW)") for c in view.table.columns)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_forecast_view_with_uploaded_history(client: ServiceClient, ui_settings, tmp_path: Path) -> None:
+    path = _history_csv(tmp_path / "h.csv", days=30)
+    view = forecast_view(client, region="region-1", model="naive", horizon=24, levels=["95"], settings=ui_settings,
+                         history_path=path)
+    first = view.results[0]
+    assert first["history_source"] == "request"
+    last = pd.read_csv(path)["timestamp"].iloc[-1]
+    assert pd.Timestamp(first["origin"]) == pd.Timestamp(last)
+    assert "uploaded history" in view.status
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_forecast_view_short_history_says_fallback(client: ServiceClient, ui_settings, tmp_path: Path) -> None:
+    path = _history_csv(tmp_path / "short.csv", days=3)
+    view = forecast_view(client, region="region-1", model="lstm", horizon=24, levels=["80"], settings=ui_settings,
+                         history_path=path)
+    assert view.results[0]["fallback"] is True
+    assert any("Fallback used for lstm" in w for w in view.warnings)
+    assert "Fallback used" in view.status
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_service_refusal_reaches_the_person(client: ServiceClient, ui_settings) -> None:
+    with pytest.raises(ServiceError) as err:
+        forecast_view(client, region="atlantis", model="best", horizon=3, levels=["80"], settings=ui_settings)
+    assert err.value.status == 404 and "atlantis" in user_message(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_live_view_embedded_says_no_live_data(client: ServiceClient, ui_settings) -> None:
+    view = live_view(client, "region-1", settings=ui_settings)
+    assert view.live is False
+    assert "No live data" in view.status and "UTC" in view.status
+    means = [t for t in view.figure.data if t.meta == "forecast-mean"]
+    assert len(means) == 1 and len(means[0].x) == ui_settings.stream_horizon
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_models_view_lists_served_versions_vs_naive(client: ServiceClient, ui_settings) -> None:
+    view = models_view(client, settings=ui_settings)
+    served = client.models()
+    assert len(view.table) == len(served) >= 2
+    assert set(view.table["alias"]) >= {"naive", "lstm"}
+    assert view.table.loc[view.table["alias"] == "naive", "MAPE vs naive"].str.startswith("+0.0%").all()
+    assert {t.name for t in view.figure.data} >= {"naive", "lstm"}
+
+
+# ---- data quality (data-layer functions, no service needed) ----------------------------------
+
+
+@pytest.mark.slow
+def test_quality_view_on_faulty_demo(ui_settings) -> None:
+    view = quality_view(DEMO_FAULTY, None, settings=ui_settings)
+    flagged = view.checks.set_index("check")["count"]
+    assert flagged.get("duplicates_exact", 0) > 0 and flagged.get("spikes", 0) > 0
+    assert len(view.figures) == 4
+    assert view.figures[0].axes[0].get_ylabel() == "load (MW)"
+
+
+def test_quality_view_upload_missing_column_is_named(ui_settings, tmp_path: Path) -> None:
+    path = _history_csv(tmp_path / "table.csv", days=2)  # no 'region' column
+    with pytest.raises(UserInputError, match="'region'"):
+        quality_view(UPLOADED, path, settings=ui_settings)
