@@ -19,20 +19,31 @@ PREFIX="${GRIDCAST_REDIS_KEY_PREFIX:-gridcast}"
 bash scripts/redis.sh up
 bash scripts/kafka.sh up
 
-DATA="${STACK_DATA:-$OUT/replay.parquet}"
-if [ ! -f "$DATA" ]; then
-  $BIN/gridcast data sample --out "$DATA" --days 28 --regions 2
-fi
 echo "stack: making sure served models exist (quick demo models are trained once if the store is empty)"
 $BIN/python -c "from training.settings import get_settings; from training.store import ensure_quick_models; ensure_quick_models(get_settings())"
 
+DATA="${STACK_DATA:-$OUT/replay.parquet}"
+if [ ! -f "$DATA" ]; then
+  # continue where the served models' context ends, so the replayed observations are
+  # newer than what the models already know and every forecast starts from them
+  START=$($BIN/python -c "
+import pandas as pd
+from training.store import served_models
+ends = [pd.Timestamp(e) for m in served_models() if (e := m.metadata.get('context_end') or m.metadata.get('train_end'))]
+print((max(ends) + pd.Timedelta('1D')).strftime('%Y-%m-%d') if ends else '2023-01-01')")
+  $BIN/gridcast data sample --out "$DATA" --days 14 --regions 2 --start "$START"
+fi
+
 pids=()
 cleanup() {
+  [ ${#pids[@]} -eq 0 ] && return
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
   echo "stack: service and bridge stopped (Redis and Kafka still up; make services-down stops them)"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 $BIN/gridcast serve --port "$PORT" >"$OUT/service.log" 2>&1 &
 pids+=($!)
@@ -46,6 +57,13 @@ echo
 
 $BIN/gridcast stream >"$OUT/bridge.log" 2>&1 &
 pids+=($!)
+echo -n "stack: waiting for the bridge to join its consumer group "
+for _ in $(seq 1 180); do
+  grep -q "partitions assigned" "$OUT/bridge.log" 2>/dev/null && break
+  kill -0 "${pids[1]}" 2>/dev/null || { echo; echo "stack: the bridge exited; see $OUT/bridge.log" >&2; exit 1; }
+  echo -n .; sleep 1
+done
+echo
 
 REGION=$($BIN/python -c "from training.schema import read_table; df,_=read_table('$DATA'); print(sorted(df['region'].unique())[0])")
 cat <<MSG
