@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from typing import Any
 
 import bentoml
@@ -266,9 +267,24 @@ def _dotted(loc: list[str]) -> str:
     return out
 
 
+def _serves_ui() -> bool:
+    """Whether this process answers HTTP for the UI.
+
+    BentoML imports this module in the ``bentoml serve``/``build`` CLI process and in
+    every service's worker; only the API worker serves ``/ui``. Importing Gradio
+    elsewhere costs seconds of cold start and memory for nothing.
+    """
+    argv = sys.argv
+    if "--service-name" in argv[:-1]:  # a BentoML worker: which service does it run?
+        return argv[argv.index("--service-name") + 1] == "gridcast"
+    first = argv[0] if argv else ""
+    is_bentoml_cli = first.endswith(("bentoml", "bentoml/__main__.py"))
+    return not is_bentoml_cli
+
+
 def _with_ui(cls: type) -> type:
     """Mount the Gradio UI (a thin client of this API, :mod:`ui.app`) at ``/ui``, unless switched off."""
-    if not SETTINGS.ui_mount:
+    if not SETTINGS.ui_mount or not _serves_ui():
         return cls
     try:
         from ui.app import service_ui_app
