@@ -31,7 +31,9 @@ import sys
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 from service import metrics
@@ -385,7 +387,7 @@ class Gridcast:
         return {"models": [_describe(m) for m in self.catalog]}
 
     @admin.post("/admin/observations")
-    def add_observations(self, body: dict, x_api_key: str | None = Header(None)) -> dict:  # noqa: ARG002
+    def add_observations(self, body: dict) -> dict:
         """Append observations to the state store (the embedded stand-in for the bridge)."""
         import pandas as pd
 
@@ -442,6 +444,14 @@ def _seed_state(state: Any, catalog: ModelCatalog) -> None:
 @admin.exception_handler(GridcastError)
 async def _gridcast_error(_: Request, exc: GridcastError) -> JSONResponse:
     return error_response(exc)
+
+
+@admin.exception_handler(RequestValidationError)
+@admin.exception_handler(ValidationError)
+async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    body = json.loads(_rewrite_validation(json.dumps({"detail": list(errors)}, default=str).encode()))
+    return JSONResponse(body, status_code=400)
 
 
 @admin.exception_handler(Exception)

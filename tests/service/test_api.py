@@ -217,3 +217,15 @@ def test_no_cors_headers_by_default(client):
     r = client.options("/forecast", headers={"origin": "http://evil.example", "access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in {k.lower() for k in r.headers}
     assert json.dumps(r.text)  # an answer, whatever its status
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"region": "region-1", "observations": [{"timestamp": "2024-03-01T00:00:00Z", "load_mw": "lots"}]},
+     {"region": "region-1", "observations": "none"}, ["not", "an", "object"]],
+    ids=["bad-value", "not-a-list", "not-an-object"],
+)
+def test_admin_observations_bad_input_is_400(client, body):
+    r = client.post("/admin/observations", json=body)
+    assert r.status_code == 400, r.text
+    assert set(r.json()) == {"error", "detail", "field"}
