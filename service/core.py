@@ -362,8 +362,9 @@ class ForecastCore:
         """Recent observations from the state store, or None when the model's own context is as fresh.
 
         A model keeps the end of the data it was trained on (its context); when the store
-        holds nothing newer — the embedded default, seeded from that same tail — the model
-        forecasts from its context, which also carries the weather the store may lack.
+        ends exactly where that context ends — the embedded default, seeded from that same
+        tail — the model forecasts from its context, which also carries the weather the
+        store may lack. Any other store (newer data, or a replay of older data) is used.
         """
         if self.state is None:
             return None
@@ -378,7 +379,7 @@ class ForecastCore:
             return None
         frame = frame.sort_index()
         context_end = _model_end(served)
-        if context_end is not None and frame.index[-1] <= context_end:
+        if context_end is not None and frame.index[-1] == context_end:
             return None
         return frame[[c for c in (LOAD, *WEATHER) if c in frame.columns]].astype(float)
 

@@ -150,3 +150,24 @@ def test_nan_history_is_refused_by_the_schema():
 
     with pytest.raises(ValidationError):
         ForecastQuery(region="r", horizon=1, history=[{"timestamp": "2024-01-01T00:00:00Z", "load_mw": np.nan}])
+
+
+def test_state_store_history_is_used_unless_it_is_the_models_own_tail(local, region_history):
+    from service.state import InMemoryStateStore
+
+    end = region_history.index[-1]
+    catalog = ModelCatalog([
+        ServedModel("region-1", "naive", "gridcast-naive-region-1:v1", {"freq": "1h", "context_end": end.isoformat()}),
+    ])
+    models = LocalModels(catalog, {("region-1", "naive"): local.forecasters[("region-1", "naive")]})
+    q = ForecastQuery(region="region-1", model="naive", horizon=2)
+
+    seeded = InMemoryStateStore()
+    seeded.add_observations("region-1", region_history.iloc[-200:][["load_mw"]])
+    (res,) = ForecastCore(settings=Settings(), models=models, state=seeded, cache=None).forecast([q])
+    assert res["history_source"] == "model" and pd.Timestamp(res["origin"]) == end
+
+    replay = InMemoryStateStore()  # a replay of older data: forecast after ITS last point
+    replay.add_observations("region-1", region_history.iloc[-400:-100][["load_mw"]])
+    (res,) = ForecastCore(settings=Settings(), models=models, state=replay, cache=None).forecast([q])
+    assert res["history_source"] == "state" and pd.Timestamp(res["origin"]) == region_history.index[-101]
