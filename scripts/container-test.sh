@@ -70,7 +70,7 @@ port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); pri
 name="gridcast-test-$$"
 cleanup() {
     if podman container exists "$name" 2>/dev/null; then
-        podman rm -f "$name" >/dev/null 2>&1 || true
+        podman rm -f -t 5 "$name" >/dev/null 2>&1 || true
         log "removed container $name"
     fi
 }
@@ -80,7 +80,7 @@ t_start=$(date +%s)
 podman run -d --name "$name" --network host "$image" serve --port "$port" >/dev/null
 log "started $name on port $port; waiting for /readyz (up to ${READY_TIMEOUT_S} s)"
 url="http://127.0.0.1:${port}"
-until curl -sf -o /dev/null "$url/readyz"; do
+until curl -sf --max-time 5 -o /dev/null "$url/readyz"; do
     if [ "$(podman inspect -f '{{.State.Running}}' "$name")" != "true" ]; then
         podman logs --tail 60 "$name" >&2 || true
         fail "the container exited before it was ready"
