@@ -158,6 +158,7 @@ class SarimaxForecaster(Forecaster):
             temp = observed[TEMPERATURE].astype(float).reindex(index)
         if temp.isna().any() and fallback is not None and len(fallback):
             # persistence: the same time of day on the last observed day
+            log.debug("SARIMAX: %d steps without a weather forecast, using persistence", int(temp.isna().sum()))
             prof = fallback.to_numpy()
             pos = ((index - fallback.index[0]) // pd.Timedelta(self.freq_)) % len(prof)
             temp = temp.fillna(pd.Series(prof[np.asarray(pos)], index=index))
