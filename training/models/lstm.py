@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -61,12 +62,18 @@ if TYPE_CHECKING:
     from training.settings import Settings
 
 log = logging.getLogger(__name__)
+# TensorFlow's C++ start-up chatter (oneDNN notices, CPU-feature hints) buries the
+# CLI's own output; set before TensorFlow is first imported (a user's value wins)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: Fourier orders for the LSTM's calendar terms (a finer daily shape than the default)
 FOURIER: dict[str, tuple[float, int]] = {"daily": (1.0, 4), "weekly": (7.0, 3), "annual": (365.25, 2)}
 #: annual terms only when the training data covers this many days: on a few months
 #: they act as a trend the network extrapolates wildly
 ANNUAL_MIN_DAYS = 2 * 365
+#: holiday flags only with a year of data: from a few months the network learns one
+#: holiday's dip (Tết's, say) and applies it to every other public holiday
+HOLIDAY_MIN_DAYS = 365
 #: calendar columns used besides the Fourier terms (numeric ``hour``/``month`` are left out)
 FLAGS = ("is_weekend", "holiday", "holiday_eve", "holiday_after")
 #: weather terms used (from weather_features); other weather columns are ignored
@@ -166,7 +173,8 @@ class LSTMForecaster(Forecaster):
 
     # -- features -------------------------------------------------------------------
     def _calendar(self, index: pd.DatetimeIndex) -> np.ndarray:
-        cal = calendar_features(index, country=self.params["country"], tz=self.params["tz"], fourier=self.fourier_)
+        country = self.params["country"] if self.holidays_ else None
+        cal = calendar_features(index, country=country, tz=self.params["tz"], fourier=self.fourier_)
         fourier_cols = [c for c in cal.columns if c.startswith(("sin_", "cos_"))]
         weekday = np.eye(7, dtype=np.float32)[cal["weekday"].to_numpy().astype(int)]
         return np.hstack([cal[fourier_cols + list(FLAGS)].to_numpy(np.float32), weekday])
@@ -294,6 +302,7 @@ class LSTMForecaster(Forecaster):
         L, H = self.window_, self.H_
         span_days = (frame.index[-1] - frame.index[0]) / pd.Timedelta(days=1)
         self.fourier_ = {k: v for k, v in FOURIER.items() if k != "annual" or span_days >= ANNUAL_MIN_DAYS}
+        self.holidays_ = bool(span_days >= HOLIDAY_MIN_DAYS)
         y = frame[LOAD].to_numpy(float)
         temp = frame[TEMPERATURE].to_numpy(float) if TEMPERATURE in frame else np.full(len(frame), np.nan)
         finite_t = temp[np.isfinite(temp)]
@@ -429,6 +438,7 @@ class LSTMForecaster(Forecaster):
                     tf.TensorSpec((None, *model.inputs[2].shape[1:]), tf.float32),
                 ],
                 reduce_retracing=True,
+                autograph=False,  # plain call, no Python control flow to convert
             )
             def infer(enc, dec, base):
                 return model([enc, dec, base], training=False)
@@ -566,6 +576,7 @@ class LSTMForecaster(Forecaster):
                        "lagged step, load ratio lags "
                        f"{self._lag_periods()} steps and last value, lead",
             "country": self.params["country"],
+            "holidays": self.holidays_,
             "tz": self.params["tz"],
             "freq": self.freq_,
             "horizon_steps": self.H_,
@@ -580,6 +591,7 @@ class LSTMForecaster(Forecaster):
             "window_": self.window_,
             "H_": self.H_,
             "fourier_": self.fourier_,
+            "holidays_": self.holidays_,
             "temp_mean_": self.temp_mean_,
             "temp_std_": self.temp_std_,
             "epochs_run_": self.epochs_run_,
@@ -598,6 +610,7 @@ class LSTMForecaster(Forecaster):
         import keras
 
         self.fourier_ = {k: tuple(v) for k, v in state["fourier_"].items()}
+        self.holidays_ = state["holidays_"]
         for key in ("freq_", "spd_", "window_", "H_", "temp_mean_", "temp_std_", "epochs_run_", "val_loss_",
                     "feature_spec_"):
             setattr(self, key, state[key])
