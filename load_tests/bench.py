@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,8 +58,7 @@ from load_tests.common import (  # noqa: E402
     free_port,
     locust_command,
     machine,
-    read_stats_csv,
-    summarise,
+    read_stats_json,
 )
 
 log = logging.getLogger("gridcast.bench")
@@ -127,18 +127,17 @@ def run_locust(
     """One headless Locust run; returns the per-name and total summaries."""
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = locust_command(host=url, users=users, spawn_rate=spawn_rate or users, run_time=run_time,
-                         user_classes=[user_class], csv_prefix=out, cpus=cpus)
+                         user_classes=[user_class], csv_prefix=out, json_file=out, cpus=cpus)
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
     run_env.update(env or {})
     done = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=3600)
-    stats_path = out.with_name(out.name + "_stats.csv")
+    stats_path = out.with_name(out.name + ".json")
     if not stats_path.exists():
         raise RuntimeError(f"locust wrote no stats (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    stats = read_stats_csv(stats_path)
+    stats = read_stats_json(stats_path)
     failures_path = out.with_name(out.name + "_failures.csv")
     errors = failures_path.read_text().strip().splitlines()[1:6] if failures_path.exists() else []
-    return {"total": summarise(stats["Aggregated"]),
-            "by_name": {k: summarise(v) for k, v in stats.items() if k != "Aggregated"},
+    return {"total": stats["Aggregated"], "by_name": {k: v for k, v in stats.items() if k != "Aggregated"},
             "errors": errors}
 
 
@@ -163,12 +162,15 @@ def bench_levels(args: argparse.Namespace, svc: ServiceProcess, mode: str) -> li
     warm_up(args, svc, "UncachedForecastUser")
     for users in args.levels:
         s0, c0 = batch_counts(svc.url)
+        cpu0 = svc.cpu_seconds()
         with RssSampler(svc) as rss:
             res = run_locust(url=svc.url, users=users, run_time=f"{args.duration}s",
                              user_class="UncachedForecastUser", out=args.out / f"{mode}-{users}u",
                              cpus=args.locust_cpus)
+        cpu = svc.cpu_seconds() - cpu0
         s1, c1 = batch_counts(svc.url)
         row = {"users": users, **res["total"], "rss_peak_mb": rss.peak,
+               "cpu_ms_per_req": round(1000 * cpu / res["total"]["requests"], 1) if res["total"]["requests"] else None,
                "mean_batch": round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None,
                "model_calls": int(s1 - s0), "batches": int(c1 - c0), "errors": res["errors"]}
         log.info("batching %s, %3d users: %.1f req/s, p50/p95/p99 %s/%s/%s ms, %d failures, mean batch %s",
@@ -182,11 +184,14 @@ def bench_cached(args: argparse.Namespace, svc: ServiceProcess) -> dict:
     warm_up(args, svc, "CachedForecastUser")
     users = args.cached_users
     per_user = args.cached_rate / users
+    cpu0 = svc.cpu_seconds()
     res = run_locust(url=svc.url, users=users, run_time=f"{args.duration}s", user_class="CachedForecastUser",
                      out=args.out / "cached", cpus=args.locust_cpus,
                      env={"LOADTEST_USER_RATE": f"{per_user:.4f}"})
+    cpu = svc.cpu_seconds() - cpu0
     row = {"target_rps": args.cached_rate, "users": users, **res["by_name"].get(CACHED, res["total"]),
            "errors": res["errors"]}
+    row["cpu_ms_per_req"] = round(1000 * cpu / row["requests"], 2) if row["requests"] else None
     log.info("cached at %s req/s: achieved %.1f, p50/p95/p99 %s/%s/%s ms, %d failures", args.cached_rate,
              row["rps"], row["p50_ms"], row["p95_ms"], row["p99_ms"], row["failures"])
     return row
@@ -195,14 +200,15 @@ def bench_cached(args: argparse.Namespace, svc: ServiceProcess) -> dict:
 def bench_soak(args: argparse.Namespace, svc: ServiceProcess) -> dict:
     with RssSampler(svc, every_s=5.0) as rss:
         res = run_locust(url=svc.url, users=args.soak_users, run_time=f"{int(args.soak_s)}s",
-                         user_class="MixedUser", out=args.out / "soak", cpus=args.locust_cpus)
+                         user_class=args.soak_class, out=args.out / "soak", cpus=args.locust_cpus)
     samples = rss.samples
     window = min(60.0, args.soak_s / 4)
     first = [mb for t, mb in samples if t <= window]
     last = [mb for t, mb in samples if t >= samples[-1][0] - window]
     start, end = statistics.median(first), statistics.median(last)
     minutes = max((samples[-1][0] - samples[0][0]) / 60, 1e-9)
-    row = {"seconds": args.soak_s, "users": args.soak_users, **res["total"], "errors": res["errors"],
+    row = {"seconds": args.soak_s, "users": args.soak_users, "user_class": args.soak_class, **res["total"],
+           "errors": res["errors"],
            "rss_first_mb": start, "rss_last_mb": end, "rss_peak_mb": rss.peak,
            "growth_mb_per_min": round((end - start) / minutes, 2),
            "flat": abs(end - start) <= TARGET_FLAT * start, "samples": samples}
@@ -216,6 +222,14 @@ def bench_soak(args: argparse.Namespace, svc: ServiceProcess) -> dict:
 
 def _ms(v: float | None) -> str:
     return "–" if v is None else f"{v:,.0f}"
+
+
+def _ok_rps(row: dict) -> float:
+    """Successful answers per second (older records only kept the raw request rate)."""
+    if "ok_rps" in row:
+        return row["ok_rps"]
+    n = row.get("requests") or 0
+    return row.get("rps", 0.0) * (1 - row.get("failures", 0) / n) if n else 0.0
 
 
 def _header(rec: dict) -> str:
@@ -235,27 +249,32 @@ def render(records: list[dict]) -> str:
         on = {r["users"]: r for r in b["on"]}
         off = {r["users"]: r for r in b["off"]}
         out += ["### Uncached LSTM forecasts — adaptive batching ON vs OFF", "", _header(rec), "",
-                f"Closed loop ({rec['duration_s']} s per level), each request its own 168–336-point history "
+                f"Closed loop ({rec['duration_s']} s per level), req/s = answers that passed every check per "
+                "second (failed requests excluded), each request its own 168–336-point history "
                 "and a horizon of 1–168 steps (`UncachedForecastUser`). Mean batch = model calls per "
-                "computed batch (`gridcast_model_batch_size`).", "",
-                "| users | ON req/s | ON p50 / p95 / p99 ms | ON failures | ON mean batch "
-                "| OFF req/s | OFF p50 / p95 / p99 ms | OFF failures | OFF mean batch | ON / OFF |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "computed batch (`gridcast_model_batch_size`). CPU ms/req = CPU time of the service's process "
+                "tree per request (user + system): unlike latency it barely moves when other work shares the "
+                "machine, so 1000 / it estimates the requests/s one dedicated core would serve.", "",
+                "| users | ON req/s | ON p50 / p95 / p99 ms | ON failures | ON mean batch | ON CPU ms/req "
+                "| OFF req/s | OFF p50 / p95 / p99 ms | OFF failures | OFF mean batch | OFF CPU ms/req | ON / OFF |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for users in sorted(set(on) | set(off)):
             a, z = on.get(users, {}), off.get(users, {})
-            ratio = (a.get("rps", 0) / z["rps"]) if z.get("rps") else None
+            ratio = _ok_rps(a) / _ok_rps(z) if z and _ok_rps(z) else None
             out.append(
-                f"| {users} | {a.get('rps', 0):.1f} | {_ms(a.get('p50_ms'))} / {_ms(a.get('p95_ms'))} / "
+                f"| {users} | {_ok_rps(a):.1f} | {_ms(a.get('p50_ms'))} / {_ms(a.get('p95_ms'))} / "
                 f"{_ms(a.get('p99_ms'))} | {a.get('failures', '–')} / {a.get('requests', '–')} | "
-                f"{a.get('mean_batch') or '–'} | {z.get('rps', 0):.1f} | {_ms(z.get('p50_ms'))} / "
-                f"{_ms(z.get('p95_ms'))} / {_ms(z.get('p99_ms'))} | {z.get('failures', '–')} / "
-                f"{z.get('requests', '–')} | {z.get('mean_batch') or '–'} | "
+                f"{a.get('mean_batch') or '–'} | {a.get('cpu_ms_per_req') or '–'} | {_ok_rps(z):.1f} | "
+                f"{_ms(z.get('p50_ms'))} / {_ms(z.get('p95_ms'))} / {_ms(z.get('p99_ms'))} | "
+                f"{z.get('failures', '–')} / {z.get('requests', '–')} | {z.get('mean_batch') or '–'} | "
+                f"{z.get('cpu_ms_per_req') or '–'} | "
                 f"{'–' if ratio is None else f'{ratio:.2f}×'} |")
-        h = b.get("headline") or {}
-        if h:
-            out += ["", f"**Headline (64 users): ON/OFF throughput {h['ratio']:.2f}× (target ≥ {TARGET_RATIO:.0f}×: "
-                    f"{'met' if h['ratio_met'] else 'missed'}), ON p99 {_ms(h['p99_on_ms'])} ms (target ≤ "
-                    f"{TARGET_P99_BATCHED:.0f} ms: {'met' if h['p99_met'] else 'missed'}).**"]
+        if 64 in on and 64 in off and _ok_rps(off[64]):
+            ratio, p99 = _ok_rps(on[64]) / _ok_rps(off[64]), on[64]["p99_ms"]
+            p99_met = p99 is not None and p99 <= TARGET_P99_BATCHED
+            out += ["", f"**Headline (64 users): ON/OFF throughput {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×: "
+                    f"{'met' if ratio >= TARGET_RATIO else 'missed'}), ON p99 {_ms(p99)} ms (target ≤ "
+                    f"{TARGET_P99_BATCHED:.0f} ms: {'met' if p99_met else 'missed'}).**"]
         cs = rec.get("cold_start") or {}
         if cs:
             out += ["", "| service | cold start (process start → `/readyz` OK) | RSS idle MB | RSS peak under load MB |",
@@ -277,28 +296,34 @@ def render(records: list[dict]) -> str:
                 f"{c['users']} users paced with `constant_throughput` to {c['target_rps']} req/s in total, "
                 f"{rec['duration_s']} s.", "",
                 "| target req/s | achieved req/s | p50 / p95 / p99 ms | max ms | failures / requests | "
-                f"p99 ≤ {TARGET_P99_CACHED:.0f} ms |",
-                "|---|---|---|---|---|---|",
-                f"| {c['target_rps']} | {c['rps']:.1f} | {_ms(c['p50_ms'])} / {_ms(c['p95_ms'])} / "
+                f"service CPU ms/req | p99 ≤ {TARGET_P99_CACHED:.0f} ms |",
+                "|---|---|---|---|---|---|---|",
+                f"| {c['target_rps']} | {_ok_rps(c):.1f} | {_ms(c['p50_ms'])} / {_ms(c['p95_ms'])} / "
                 f"{_ms(c['p99_ms'])} | {_ms(c['max_ms'])} | {c['failures']} / {c['requests']} | "
-                f"{'met' if met else 'missed'} |", ""]
+                f"{c.get('cpu_ms_per_req') or '–'} | {'met' if met else 'missed'} |", ""]
         if rec.get("note"):
             out += [rec["note"], ""]
-    rec = latest["soak"]
-    if rec:
-        s = rec["soak"]
-        out += ["### Memory soak", "", _header(rec), "",
-                f"`MixedUser` × {s['users']} (cached, uncached, batch, `/models`, `/recent`) for "
-                f"{s['seconds'] / 60:.1f} min; service RSS (API + model process) sampled every 5 s. Flat = the "
-                f"last minute's median within {TARGET_FLAT:.0%} of the first minute's.", "",
-                "| duration | requests | failures | req/s | p99 ms | RSS first min → last min MB | peak MB | "
-                "growth MB/min | flat |",
-                "|---|---|---|---|---|---|---|---|---|",
-                f"| {s['seconds'] / 60:.1f} min | {s['requests']} | {s['failures']} | {s['rps']:.1f} | "
-                f"{_ms(s['p99_ms'])} | {s['rss_first_mb']:.0f} → {s['rss_last_mb']:.0f} | {s['rss_peak_mb']:.0f} | "
-                f"{s['growth_mb_per_min']:+.2f} | {'yes' if s['flat'] else 'no'} |", ""]
-        if rec.get("note"):
-            out += [rec["note"], ""]
+    soaks: dict[str, dict] = {}
+    for r in records:  # the latest soak of each scenario
+        if "soak" in r:
+            soaks[r["soak"].get("user_class", "MixedUser")] = r
+    if soaks:
+        out += ["### Memory soak", "",
+                "Service RSS (API + model process) sampled every 5 s under a steady load. Flat = the last "
+                f"minute's median within {TARGET_FLAT:.0%} of the first minute's.", ""]
+        for cls, rec in soaks.items():
+            s = rec["soak"]
+            what = {"MixedUser": "cached, uncached, batch, `/models`, `/recent`",
+                    "CachedForecastUser": "cache hits only"}.get(cls, cls)
+            out += [f"**`{cls}` × {s['users']}** ({what}), {s['seconds'] / 60:.1f} min. {_header(rec)}", "",
+                    "| duration | requests | failures | req/s | p99 ms | RSS first min → last min MB | peak MB | "
+                    "growth MB/min | flat |",
+                    "|---|---|---|---|---|---|---|---|---|",
+                    f"| {s['seconds'] / 60:.1f} min | {s['requests']} | {s['failures']} | {s['rps']:.1f} | "
+                    f"{_ms(s['p99_ms'])} | {s['rss_first_mb']:.0f} → {s['rss_last_mb']:.0f} | "
+                    f"{s['rss_peak_mb']:.0f} | {s['growth_mb_per_min']:+.2f} | {'yes' if s['flat'] else 'no'} |", ""]
+            if rec.get("note"):
+                out += [rec["note"], ""]
     out.append("Raw numbers (every level, RSS samples, first failure messages): `load_tests/results/load.json`; "
                "Locust CSVs under `load_tests/results/bench-*/`.")
     return "\n".join(out)
@@ -332,7 +357,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cached-rate", type=float, default=200.0, help="cached path: total arrival rate (req/s)")
     ap.add_argument("--cached-users", type=int, default=50, help="cached path: users sharing that rate")
     ap.add_argument("--soak-s", type=float, default=600.0, help="memory soak length (s)")
-    ap.add_argument("--soak-users", type=int, default=16, help="memory soak: MixedUser count")
+    ap.add_argument("--soak-users", type=int, default=16, help="memory soak: number of users")
+    ap.add_argument("--soak-class", default="MixedUser", help="memory soak: the scenario (a locustfile user class)")
     ap.add_argument("--service-cpus", default="1", help="taskset CPU list for the service ('' = no pinning)")
     ap.add_argument("--locust-cpus", default="0", help="taskset CPU list for Locust ('' = no pinning)")
     ap.add_argument("--ready-timeout", type=float, default=300.0, help="longest wait for /readyz (s)")
@@ -354,6 +380,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # a plain `kill` must still stop the services this run started (the finally blocks)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse(argv)
     if args.render_only:
         write_section(render(load_records()))
@@ -369,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rec: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python load_tests/bench.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(["python load_tests/bench.py", shlex.join(sys.argv[1:] if argv is None else argv)]).strip(),
         "machine": machine(), "duration_s": args.duration,
         "service_cpus": args.service_cpus, "locust_cpus": args.locust_cpus, "note": args.note,
     }
@@ -391,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                 svc.stop()
         on = {r["users"]: r for r in rec["batching"]["on"]}
         off = {r["users"]: r for r in rec["batching"]["off"]}
-        if 64 in on and 64 in off and off[64]["rps"]:
-            ratio = on[64]["rps"] / off[64]["rps"]
+        if 64 in on and 64 in off and _ok_rps(off[64]):
+            ratio = _ok_rps(on[64]) / _ok_rps(off[64])
             rec["batching"]["headline"] = {
                 "ratio": round(ratio, 2), "ratio_met": ratio >= TARGET_RATIO, "p99_on_ms": on[64]["p99_ms"],
                 "p99_met": on[64]["p99_ms"] is not None and on[64]["p99_ms"] <= TARGET_P99_BATCHED,

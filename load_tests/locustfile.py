@@ -93,6 +93,15 @@ class _Catalog:
             raise RuntimeError("the service serves no models")
 
 
+def _json(resp: Any) -> Any:
+    """The decoded body, or None after marking the request failed (a 200 that is not JSON)."""
+    try:
+        return resp.json()
+    except ValueError:
+        resp.failure(f"not JSON: {(resp.text or '')[:200]!r}")
+        return None
+
+
 class _ForecastUser(FastHttpUser):
     abstract = True
     wait_time = _wait_time()
@@ -130,7 +139,10 @@ class _ForecastUser(FastHttpUser):
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
                 return
-            problem = check_forecast(resp.json(), region=query["region"], horizon=query["horizon"], model=strict)
+            body = _json(resp)
+            if body is None:
+                return
+            problem = check_forecast(body, region=query["region"], horizon=query["horizon"], model=strict)
             if problem:
                 resp.failure(problem)
 
@@ -141,7 +153,10 @@ class _ForecastUser(FastHttpUser):
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
                 return
-            results = resp.json().get("results")
+            body = _json(resp)
+            if body is None:
+                return
+            results = body.get("results") if isinstance(body, dict) else None
             if not isinstance(results, list) or len(results) != len(queries):
                 resp.failure(f"{len(results) if isinstance(results, list) else 'no'} results for {len(queries)}")
                 return

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -36,8 +37,7 @@ from load_tests.common import (  # noqa: E402
     free_port,
     machine,
     pinned,
-    read_stats_csv,
-    summarise,
+    read_stats_json,
 )
 
 log = logging.getLogger("gridcast.loadtest")
@@ -58,6 +58,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # a plain `kill` must still stop the services this run started (the finally blocks)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse(argv)
     out = RESULTS / f"loadtest-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
@@ -91,12 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         if service is not None:
             service.stop()
 
-    stats_file = out / "stats_stats.csv"
-    if not stats_file.exists():
+    locust_json = out / "locust.json"
+    if not locust_json.exists():
         log.error("Locust wrote no statistics (exit code %s)", code)
         return code or 1
-    stats = read_stats_csv(stats_file)
-    locust_json = out / "locust.json"
+    stats = read_stats_json(locust_json)
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": host,
@@ -104,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start_s": round(service.cold_start_s, 2) if service and service.cold_start_s else None,
         "command": cmd,
         "machine": machine(),
-        "total": summarise(stats["Aggregated"]),
-        "by_name": {k: summarise(v) for k, v in stats.items() if k != "Aggregated"},
-        "locust_stats": json.loads(locust_json.read_text()) if locust_json.exists() else None,
+        "total": stats["Aggregated"],
+        "by_name": {k: v for k, v in stats.items() if k != "Aggregated"},
+        "locust_stats": json.loads(locust_json.read_text()),
         "env": {k: v for k, v in os.environ.items() if k.startswith("LOADTEST_")},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -3,7 +3,7 @@
 Quick models are trained into a private model store (``ensure_quick_models``, as
 ``make run`` does), the service starts as a subprocess exactly as ``gridcast serve``
 starts it, and Locust runs the scenarios of ``load_tests/locustfile.py``. The test
-reads Locust's own CSV statistics: zero failures (every answer was checked for status,
+reads Locust's own JSON statistics: zero failures (every answer was checked for status,
 point count and ``lower <= mean <= upper``; an uncached LSTM request answered by the
 fallback is a failure too) and a non-trivial number of requests per scenario.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from load_tests.common import ServiceProcess, free_port, locust_command, read_stats_csv, summarise
+from load_tests.common import ServiceProcess, free_port, locust_command, read_stats_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -53,14 +53,14 @@ def service(quick_store: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_locust_smoke_has_no_failures(service: ServiceProcess, tmp_path: Path) -> None:
     prefix = tmp_path / "smoke"
     cmd = locust_command(host=service.url, users=8, spawn_rate=8, run_time="8s",
-                         user_classes=SCENARIOS, csv_prefix=prefix)
+                         user_classes=SCENARIOS, csv_prefix=prefix, json_file=prefix)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    stats = read_stats_csv(prefix.with_name("smoke_stats.csv"))
-    total = summarise(stats["Aggregated"])
+    stats = read_stats_json(prefix.with_name("smoke.json"))
+    total = stats["Aggregated"]
     failures = prefix.with_name("smoke_failures.csv").read_text()
     assert total["failures"] == 0, f"failures:\n{failures}\n{done.stderr[-2000:]}"
     assert done.returncode == 0, done.stderr[-3000:]
     assert total["requests"] >= 20, total
     for name in ("POST /forecast [cached]", "POST /forecast [uncached lstm]", "POST /forecast_batch [2-8 uncached]"):
-        assert name in stats and summarise(stats[name])["requests"] >= 2, (name, sorted(stats))
+        assert name in stats and stats[name]["requests"] >= 2, (name, sorted(stats))
