@@ -31,6 +31,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -111,7 +112,7 @@ class Phase:
 class BridgeProcess:
     def __init__(self, phase: Phase, via: str) -> None:
         env = {**os.environ, **phase.env, "GRIDCAST_FORECAST_VIA": via}
-        self.log = open(RESULTS / f".bridge-{phase.name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(Path(tempfile.gettempdir()) / f"gridcast-bench-bridge-{phase.name.split()[0]}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "training.cli", "stream"], cwd=ROOT, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
@@ -297,9 +298,11 @@ def render(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "Latency in the flat-out phase includes the backlog the producer builds ahead of the bridge "
-        "(it measures queueing, not the bridge); the paced phases are the live-feed figure. "
-        "Raw numbers, RSS samples included: `load_tests/results/streaming.json`.",
+        "Reading the table: in the flat-out phase latency is mostly the backlog the producer builds "
+        "ahead of the bridge (queueing, not the bridge); in the paced phases the producer sets the rate, "
+        "and 'sustained' also counts the drain after the last send — the bridge kept up when it is close "
+        "to the paced rate. 'obs per bridge CPU-second' is the machine-independent cost: the rate one "
+        "unshared core would carry. Raw numbers, RSS samples included: `load_tests/results/streaming.json`.",
         *([f"\n{results['note']}"] if results.get("note") else []),
     ])
 
@@ -321,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soak-s", type=float, default=180.0, help="soak length (s); 0 skips the soak")
     ap.add_argument("--via", default="naive", choices=["naive", "inprocess"], help="the bridge's forecaster")
     ap.add_argument("--note", default="", help="a sentence added under the table")
+    ap.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from the saved JSON")
     args = ap.parse_args(argv)
+    if args.render_only:
+        results = json.loads((RESULTS / "streaming.json").read_text())
+        if args.note:
+            results["note"] = args.note
+        write_section(render(results))
+        return 0
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     sh("redis.sh", "up")

@@ -344,8 +344,8 @@ class Bridge:
         s = self.settings
         wanted = [s.topic_observations, s.topic_requests, s.topic_forecasts, s.topic_dead_letter]
         admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10_000)
-        await admin.start()
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             missing = [t for t in wanted if t not in existing]
             if missing:
