@@ -161,17 +161,36 @@ class GuardMiddleware:
             refusal = self._refuse(path, headers)
             if refusal is None:
                 body, refusal = await self._read_body(receive)
+            if refusal is None:
+                scope, refusal = self._json_only(scope, headers, body)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, self._rewriting(send) if guarded else send)
 
-    def _refuse(self, path: str, headers: dict[str, str]) -> JSONResponse | None:
+    #: what ``curl -d`` and bare clients send; accepted only when the body is a JSON object
+    LENIENT_MEDIA = ("", "application/x-www-form-urlencoded", "text/plain")
+
+    def _json_only(self, scope: dict, headers: dict[str, str], body: bytes) -> tuple[dict, JSONResponse | None]:
+        """JSON bodies only. ``curl -d '{...}'`` (form content type, JSON body) is read as JSON;
+        anything else that is not ``application/json`` — pickles above all — gets 415."""
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json":
-            return _err(415, "unsupported_media_type",
-                        f"send JSON with content-type application/json, not {media or 'nothing'!r}", "content-type")
+        if media == "application/json":
+            return scope, None
+        if media in self.LENIENT_MEDIA and body.lstrip().startswith(b"{"):
+            try:
+                json.loads(body)
+            except ValueError:
+                pass
+            else:
+                rest = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+                return dict(scope, headers=[*rest, (b"content-type", b"application/json")]), None
+        return scope, _err(415, "unsupported_media_type",
+                           f"send JSON with content-type application/json, not {media or 'nothing'!r}",
+                           "content-type")
+
+    def _refuse(self, path: str, headers: dict[str, str]) -> JSONResponse | None:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
             return _err(413, "payload_too_large",

@@ -41,6 +41,14 @@ def test_forecast_lstm_answers_24_points_with_intervals(client):
     assert steps[0] == pd.Timestamp(body["origin"]) + pd.Timedelta("1h")
 
 
+def test_curl_default_content_type_with_a_json_body_is_accepted(client):
+    """``curl -X POST .../forecast -d '{...}'`` sends a form content type: the README's call works."""
+    raw = json.dumps({"region": "region-1", "model": "naive", "horizon": 24}).encode()
+    r = client.post("/forecast", content=raw, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["points"]) == 24
+
+
 def test_second_identical_request_is_served_from_the_cache(client):
     q = {"region": "region-2", "model": "naive", "horizon": 6, "level": [90]}
     first, second = client.post("/forecast", json=q).json(), client.post("/forecast", json=q).json()
@@ -170,6 +178,9 @@ RAW_BAD = [
     ("pickle", b"\x80\x04\x95\x00", "application/vnd.bentoml+pickle", 415, "content-type"),
     ("octet-stream", b"\x80\x04\x95\x00", "application/octet-stream", 415, "content-type"),
     ("form", b"region=region-1", "application/x-www-form-urlencoded", 415, "content-type"),
+    ("form-broken-json", b"{region", "application/x-www-form-urlencoded", 415, "content-type"),
+    ("pickle-looking-like-json", b'{"region": "region-1", "horizon": 3}', "application/vnd.bentoml+pickle",
+     415, "content-type"),
     ("too-big", b'{"region": "' + b"x" * (5 * 1024 * 1024) + b'"}', "application/json", 413, "body"),
 ]
 
