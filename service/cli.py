@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 
 SERVICE = "service.service:Gridcast"
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ, GRIDCAST_HOST=host, GRIDCAST_PORT=str(port))
     if args.no_batching:
         env["GRIDCAST_BATCHING"] = "false"
-    try:
-        return subprocess.call(command(host, port), env=env)
-    except KeyboardInterrupt:
-        return 130
+    cmd = command(host, port)
+    # exec, not a child: Ctrl-C, SIGTERM from a supervisor or `timeout` reach bentoml itself
+    os.execve(cmd[0], cmd, env)
+    return 0  # pragma: no cover - execve does not return
