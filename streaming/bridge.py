@@ -253,6 +253,7 @@ class Bridge:
             await self.state.close()
             await self.cache.close()
             await self.forecaster.close()
+            self.metrics.close()
             logger.info("bridge: stopped; %s", self.metrics.snapshot())
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:

@@ -68,8 +68,18 @@ class BridgeMetrics:
         }
         for name, value in self.counts.items():
             self._prom["counters"].labels(event=name).inc(value)
-        start_http_server(port, addr="127.0.0.1", registry=registry)
+        self._server = start_http_server(port, addr="127.0.0.1", registry=registry)
         logger.info("bridge metrics on http://127.0.0.1:%d/metrics", port)
+
+    def close(self) -> None:
+        """Stop the metrics HTTP server, if one runs."""
+        server = getattr(self, "_server", None)
+        if server is not None:
+            httpd, thread = server
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(timeout=5)
+            self._server = None
 
 
 class PeriodicLog:

@@ -63,8 +63,15 @@ async def test_a_day_of_observations_gives_each_region_a_forecast_and_requests_g
     assert snap["processed"] == 24 * 3 + 1 and snap["dead_lettered"] == 0 and snap["lag"] == 0
 
 
-async def test_replayed_messages_change_nothing(stream):
-    s = stream.settings
+async def test_replayed_messages_change_nothing_and_metrics_are_exported(stream):
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = stream.settings.model_copy(update={"stream_metrics_port": port})
     docs = observations(["north"], hours=30)
     bridge = Bridge(s)
     task = await start(bridge)
@@ -74,11 +81,16 @@ async def test_replayed_messages_change_nothing(stream):
         before = stream.latest("north")
         await produce(s.kafka_bootstrap, s.topic_observations, docs[:10])  # a replay of old points
         await wait_for(lambda: bridge.metrics.counts["processed"] == 40, what="replay consumed")
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     finally:
         await stop(bridge, task)
     assert stream.count("north") == 30
     assert stream.latest("north") == before  # no new data point completed: no new forecast
     assert bridge.metrics.counts["forecasts"] == 1
+    assert 'gridcast_bridge_events_total{event="processed"} 40.0' in text
+    assert 'gridcast_bridge_events_total{event="forecasts"} 1.0' in text
+    assert "gridcast_bridge_forecast_latency_seconds_count 1.0" in text
 
 
 BAD = [
