@@ -87,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     console = Console()
+    if not console.is_terminal:  # logs and CI: do not squeeze tags into 80 columns
+        console = Console(width=160)
     if args.ensure_quick:
         from training.store import ensure_quick_models, served_models
 
