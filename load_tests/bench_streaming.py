@@ -107,6 +107,20 @@ class Phase:
         keys = list(self.r.scan_iter(f"{self.prefix}:*", count=1000))
         for i in range(0, len(keys), 1000):
             self.r.delete(*keys[i : i + 1000])
+        asyncio.run(self._delete_topics())
+
+    async def _delete_topics(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+        try:
+            await admin.start()
+            names = [v for k, v in self.env.items() if k.startswith("GRIDCAST_TOPIC_")]
+            existing = set(await admin.list_topics())
+            if mine := [t for t in names if t in existing]:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
 
 
 class BridgeProcess:

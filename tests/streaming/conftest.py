@@ -9,7 +9,7 @@ tests running beside them are not disturbed.
 from __future__ import annotations
 
 import pytest
-from streamkit import Stream, make_stream, script
+from streamkit import Stream, delete_topics, make_stream, script
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +28,4 @@ def stream(services) -> Stream:
         keys = list(r.scan_iter(f"{s.settings.redis_key_prefix}:*"))
         if keys:
             r.delete(*keys)
+    delete_topics(s.settings)

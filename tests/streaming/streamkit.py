@@ -135,3 +135,27 @@ async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], *, timeout_s
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
+
+
+def delete_topics(settings: Settings) -> None:
+    """Remove a test's topics from the shared broker (in a thread: the test's loop may be closed or running)."""
+    import threading
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            names = [settings.topic_observations, settings.topic_requests, settings.topic_forecasts,
+                     settings.topic_dead_letter]
+            mine = [t for t in names if t in existing]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(delete()))
+    thread.start()
+    thread.join(timeout=30)
