@@ -390,8 +390,9 @@ def live_view(client: ServiceClient, region: str, *, settings: Settings, n: int 
     else:
         result = client.forecast({"region": region, "model": "best", "horizon": settings.stream_horizon})
         lines.append("**No live data**: no streaming bridge has published a forecast for this region "
-                     "(embedded mode). Showing the demo history from the service's state store and an "
-                     f"on-demand forecast by {_label(result)} issued {_when(result.get('issued_at'), tz)}.")
+                     "(embedded mode, or the bridge is not running). Showing the history in the service's "
+                     "state store (the demo history when embedded) and an on-demand forecast by "
+                     f"{_label(result)} issued {_when(result.get('issued_at'), tz)}.")
     if len(history):
         lines.append(f"Last observation: {_when(history.index[-1], tz)} — {len(history)} observations shown.")
     else:

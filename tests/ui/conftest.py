@@ -8,10 +8,13 @@ mounted at ``/ui``). One service per test session; it is stopped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,15 +53,14 @@ def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def service_url(ui_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running ``bentoml serve`` on the quick models (UI mounted at /ui)."""
+@contextlib.contextmanager
+def running_service(home: Path, log: Path, **env_extra: str) -> Iterator[str]:
+    """``bentoml serve`` (the command ``gridcast serve`` runs) on a free port until the block ends."""
     from service.cli import command
 
     port = free_port()
-    env = _clean_env(ui_home)
-    env.update(GRIDCAST_PORT=str(port), GRIDCAST_HOST="127.0.0.1", GRIDCAST_UI_REFRESH_S="5")
-    log = tmp_path_factory.mktemp("ui-service") / "serve.log"
+    env = _clean_env(home)
+    env.update(GRIDCAST_PORT=str(port), GRIDCAST_HOST="127.0.0.1", GRIDCAST_UI_REFRESH_S="5", **env_extra)
     with log.open("wb") as sink:
         proc = subprocess.Popen(command("127.0.0.1", port), cwd=REPO, env=env, stdout=sink,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -78,12 +80,19 @@ def service_url(ui_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             time.sleep(1)
         yield url
     finally:
-        os.killpg(proc.pid, 15)
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def service_url(ui_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A served gridcast on embedded defaults (in-process state and cache), as ``make run`` starts it."""
+    with running_service(ui_home, tmp_path_factory.mktemp("ui-service") / "serve.log") as url:
+        yield url
 
 
 @pytest.fixture
@@ -98,3 +107,25 @@ def ui_settings():
     from training.settings import Settings
 
     return Settings()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_service(ui_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A served gridcast whose state and cache are the real Redis (unique key prefix): (url, prefix)."""
+    import redis
+
+    prefix = f"gridcast-ui-test-{uuid.uuid4().hex[:8]}"
+    conn = redis.Redis.from_url(REDIS_URL)
+    conn.ping()  # make services-up starts it; a clear failure here beats a confusing one later
+    log = tmp_path_factory.mktemp("ui-redis-service") / "serve.log"
+    try:
+        with running_service(ui_home, log, GRIDCAST_REDIS_URL=REDIS_URL, GRIDCAST_REDIS_KEY_PREFIX=prefix) as url:
+            yield url, prefix
+    finally:
+        keys = list(conn.scan_iter(f"{prefix}*"))
+        if keys:
+            conn.delete(*keys)
+        conn.close()
