@@ -322,6 +322,9 @@ class LSTMForecaster(Forecaster):
         win_missing = (cum[origins + 1] - cum[origins + 1 - L]) / L
         tgt_missing = cum[origins + 1 + H] - cum[origins + 1]
         origins = origins[(win_missing <= MAX_MISSING_SHARE) & (tgt_missing == 0)]
+        if len(origins) < 20:
+            raise InsufficientDataError(f"LSTM: only {len(origins)} windows without missing targets; "
+                                        "repair gaps (gridcast data check) or give more history")
         n_val = max(10, int(len(origins) * p["val_fraction"]))
         val_start = origins[-n_val]
         val_origins = origins[origins >= val_start]

@@ -112,6 +112,10 @@ def test_bad_requests_raise_domain_errors(fitted: LSTMForecaster, frame: pd.Data
         fitted.predict(24, history=frame.iloc[:48])
     with pytest.raises(InsufficientDataError):
         LSTMForecaster(quick=True, verbose=0).fit(frame.iloc[:24 * 10])
+    holey = frame.copy()
+    holey.loc[holey.index[::50], LOAD] = np.nan  # every 168-step target window has a hole
+    with pytest.raises(InsufficientDataError, match="missing targets"):
+        LSTMForecaster(quick=True, verbose=0).fit(holey)
 
 
 def test_save_load_reproduces_forecasts_in_a_fresh_process(
