@@ -424,13 +424,14 @@ def forecast_view(
         UserInputError: bad inputs or a bad upload (names the column/row).
         ServiceUnavailable / ServiceError: the service is down or refused the request.
     """
+    catalog = load_catalog(client)  # first: an unreachable service is the error to report
     if not region:
-        raise UserInputError("pick a region first (none is served?)", field="region")
+        raise UserInputError("pick a region first" if catalog.regions else
+                             "the service serves no models yet: run `gridcast train` (or `make run`)", field="region")
     if not levels:
         raise UserInputError("pick at least one interval level", field="level")
     horizon = int(horizon)
     level = sorted({int(v) for v in levels})
-    catalog = load_catalog(client)
     tz = region_timezone(catalog.models, region, settings)
     base: dict[str, Any] = {"region": region, "horizon": horizon, "level": level}
     history = None
@@ -639,10 +640,11 @@ def user_message(exc: BaseException) -> str:
     return "Something went wrong on our side; the details are in the server log."
 
 
-def _guarded(fn: Callable[..., tuple], n_outputs: int) -> Callable[..., tuple]:
+def _guarded(fn: Callable[..., tuple], n_outputs: int, *, toast: bool = True) -> Callable[..., tuple]:
     """Run a callback; on error show a warning toast + status line and clear the other outputs.
 
-    The status line is always the LAST output of a guarded callback.
+    The status line is always the LAST output of a guarded callback. Timer refreshes
+    pass ``toast=False``: a service that stays down must not pop a toast every tick.
     """
     import gradio as gr
 
@@ -655,7 +657,8 @@ def _guarded(fn: Callable[..., tuple], n_outputs: int) -> Callable[..., tuple]:
         except Exception:  # a bug: log it with the traceback, tell the person something useful
             logger.exception("UI callback %s failed", fn.__name__)
             message = user_message(RuntimeError())
-        gr.Warning(message)
+        if toast:
+            gr.Warning(message)
         return (*([None] * (n_outputs - 1)), f"⚠️ {message}")
 
     return wrapper
@@ -699,12 +702,17 @@ def build_app(client: ServiceClient, *, settings: Settings) -> gr.Blocks:
         aliases = catalog_or_empty().aliases(region)
         return gr.update(choices=aliases, value="best"), gr.update(choices=aliases[1:], value=[])
 
-    def live(region: str) -> tuple:
+    def live(region: str, *, toast: bool = True) -> tuple:
         if not region:
-            return None, "⚠️ No region: is the service serving models?"
+            load_catalog(client)  # raises ServiceUnavailable when that is the reason
+            return None, "⚠️ The service serves no models yet: run `gridcast train` (or `make run`)."
         view = live_view(client, region, settings=settings)
-        _toast(view)
+        if toast:
+            _toast(view)
         return view.figure, view.status
+
+    def live_tick(region: str) -> tuple:
+        return live(region, toast=False)
 
     def forecast(region, model, horizon, levels, upload, time_col, load_col, temp_col, compare) -> tuple:
         view = forecast_view(client, region=region, model=model, horizon=horizon, levels=levels, settings=settings,
@@ -786,7 +794,7 @@ def build_app(client: ServiceClient, *, settings: Settings) -> gr.Blocks:
             _guarded(live, 2), inputs=live_region, outputs=live_outputs)
         live_region.change(_guarded(live, 2), inputs=live_region, outputs=live_outputs)
         live_refresh.click(_guarded(live, 2), inputs=live_region, outputs=live_outputs)
-        timer.tick(_guarded(live, 2), inputs=live_region, outputs=live_outputs, show_progress="hidden")
+        timer.tick(_guarded(live_tick, 2, toast=False), inputs=live_region, outputs=live_outputs, show_progress="hidden")
         fc_region.change(on_region, inputs=fc_region, outputs=[fc_model, fc_compare])
         fc_run.click(_guarded(forecast, 4),
                      inputs=[fc_region, fc_model, fc_horizon, fc_levels, fc_upload, fc_time_col, fc_load_col,
