@@ -9,7 +9,7 @@ tests running beside them are not disturbed.
 from __future__ import annotations
 
 import pytest
-from streamkit import Stream, delete_topics, make_stream, script
+from tests.streaming.streamkit import Stream, delete_topics, make_stream, script
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from streaming.bridge import Bridge
-from streamkit import consume_all, observations, produce, wait_for
+from tests.streaming.streamkit import consume_all, observations, produce, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import sys
 import pandas as pd
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from streamkit import ROOT, make_stream, observations, produce, script, wait_for
+from tests.streaming.streamkit import ROOT, make_stream, observations, produce, script, wait_for
 
 from streaming.bridge import Bridge
 

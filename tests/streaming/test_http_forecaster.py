@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from streamkit import ROOT, observations, produce, wait_for
+from tests.streaming.streamkit import ROOT, observations, produce, wait_for
 
 from service.cli import command
 from streaming.bridge import Bridge

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from streamkit import consume_all
+from tests.streaming.streamkit import consume_all
 
 from training.cli import main
 from training.data.synthetic import generate
