@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     batching: bool = Field(
         True, description="Adaptive batching of the model call on (True) or off (benchmarks)."
     )
-    max_batch_size: int = Field(64, ge=1, description="Adaptive batching: largest batch.")
+    max_batch_size: int = Field(
+        64, ge=2, description="Adaptive batching: largest batch (BentoML needs > 1; `batching=false` turns it off)."
+    )
     max_latency_ms: int = Field(
         1000, ge=1, description="Adaptive batching: latency budget; requests past it get 503."
     )
