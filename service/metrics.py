@@ -42,6 +42,7 @@ EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "cache_miss": ("gridcast_cache_misses", "Forecast cache misses.", ()),
     "fallback": ("gridcast_fallbacks", "Answers given by the seasonal-naive fallback.", ("alias",)),
     "cache_error": ("gridcast_cache_errors", "Cache operations that failed (Redis down; answered anyway).", ()),
+    "model_unavailable": ("gridcast_model_unavailable", "Model calls refused or failed (answered 503).", ()),
     "state_error": ("gridcast_state_errors", "State-store reads that failed (answered anyway).", ()),
 }
 

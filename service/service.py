@@ -63,6 +63,7 @@ STATUS = {
     "insufficient_data": 422,
     "data_unusable": 422,
     "state_unavailable": 503,
+    "model_unavailable": 503,
 }
 
 
@@ -89,11 +90,19 @@ def _model_refs() -> list[bentoml.models.BentoModel]:
     return [bentoml.models.BentoModel(tag) for tag in tags]
 
 
+class ModelServiceUnavailable(GridcastError):
+    """The model process did not answer (overloaded past ``max_latency_ms``, or restarting)."""
+
+    code = "model_unavailable"
+
+
 def error_response(exc: GridcastError) -> JSONResponse:
     status = STATUS.get(exc.code, 422 if isinstance(exc, UserInputError) else 500)
     if status == 503:
-        body = ErrorBody(error=exc.code, detail="a backing store is unavailable; retry shortly")
-    elif status >= 500:
+        detail = exc.detail if isinstance(exc, ModelServiceUnavailable) else "a backing store is unavailable; retry shortly"
+        body = ErrorBody(error=exc.code, detail=detail)
+        return JSONResponse(body.model_dump(), status_code=503, headers={"retry-after": "1"})
+    if status >= 500:
         logger.error("internal error: %s", exc.detail)
         body = ErrorBody(error="internal_error", detail="the forecast could not be computed; see the server log")
     else:
@@ -356,7 +365,16 @@ class Gridcast:
     async def _answer(self, queries: list[ForecastQuery]) -> list[dict]:
         plans = await asyncio.to_thread(self.core.plan, queries)
         calls = [p.call for p in plans if p.cached is None]
-        answers = await self.models.to_async.predict_batch(calls) if calls else []
+        try:
+            answers = await self.models.to_async.predict_batch(calls) if calls else []
+        except Exception as exc:
+            # the model process refused (adaptive batching past max_latency_ms: "overloaded")
+            # or its connection broke: a retryable 503, never a 500
+            logger.warning("model call failed (%s: %s); answering 503", type(exc).__name__, str(exc)[:200])
+            self.metrics.count("model_unavailable")
+            raise ModelServiceUnavailable(
+                "the model service is overloaded or restarting; retry shortly"
+            ) from None
         answers = [a if isinstance(a, ModelAnswer) else ModelAnswer.model_validate(a) for a in answers]
         return await asyncio.to_thread(self.core.complete, plans, answers)
 

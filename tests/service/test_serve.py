@@ -26,11 +26,10 @@ from tests.service.conftest import free_port, observations
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def served_url(served_home, tmp_path_factory) -> Iterator[str]:
+def _serve(served_home, tmp_path_factory, extra_env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCAST_")}
-    env.update(BENTOML_HOME=str(served_home), GRIDCAST_UI_MOUNT="false", GRIDCAST_MAX_LATENCY_MS="5000")
+    env.update(BENTOML_HOME=str(served_home), GRIDCAST_UI_MOUNT="false", **extra_env)
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -54,12 +53,18 @@ def served_url(served_home, tmp_path_factory) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def served_url(served_home, tmp_path_factory) -> Iterator[str]:
+    yield from _serve(served_home, tmp_path_factory, {"GRIDCAST_MAX_LATENCY_MS": "5000"})
 
 
 def _batch_metric(text: str) -> tuple[float, float]:
@@ -118,3 +123,26 @@ def test_served_errors_are_json_without_traces(served_url):
     assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
     r = httpx.post(f"{served_url}/forecast", json={"region": "region-1", "horizon": -1})
     assert r.status_code == 400 and r.json()["field"] == "horizon" and "Traceback" not in r.text
+
+
+@pytest.fixture(scope="module")
+def overloaded_url(served_home, tmp_path_factory) -> Iterator[str]:
+    """A service whose batcher may wait 1 ms: BentoML refuses most of a burst as overloaded."""
+    yield from _serve(served_home, tmp_path_factory, {"GRIDCAST_MAX_LATENCY_MS": "1", "GRIDCAST_MAX_BATCH_SIZE": "2"})
+
+
+def test_overloaded_model_service_answers_503_not_500(overloaded_url, recent_frame):
+    queries = [{"region": "region-1", "model": "lstm", "horizon": 24,
+                "history": observations(recent_frame.iloc[-(200 + i): len(recent_frame) - i])} for i in range(16)]
+
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=overloaded_url, timeout=120) as client:
+            return await asyncio.gather(*(client.post("/forecast", json=q) for q in queries))
+
+    responses = asyncio.run(fire())
+    statuses = sorted({r.status_code for r in responses})
+    assert set(statuses) <= {200, 503}, statuses
+    refused = [r for r in responses if r.status_code == 503]
+    assert refused, "a 16-request burst with a 1 ms latency budget must be refused in part"
+    for r in refused:
+        assert r.json()["error"] == "model_unavailable" and r.headers["retry-after"] == "1"
