@@ -48,3 +48,9 @@ class ModelNotFoundError(UserInputError):
     """No served model for this region and alias."""
 
     code = "model_not_found"
+
+
+class IncompatibleModelError(GridcastError):
+    """A stored model was saved in a layout this version cannot read; retrain it."""
+
+    code = "incompatible_model"

@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -227,6 +227,16 @@ def save_model(forecaster: Forecaster, *, region: str, metadata: dict[str, Any])
     return SaveResult(tag=tag, promoted=promoted, reason=reason)
 
 
+def unserve(tags: Sequence[str]) -> None:
+    """Drop these tags from the served pointer (the models stay in the store for audit)."""
+    store = model_store()
+    with _served_lock(store):
+        entries = _served_entries(store)
+        kept = [e for e in entries if e["tag"] not in set(tags)]
+        if len(kept) != len(entries):
+            _write_served(store, kept, reason=f"unserve {', '.join(tags)}")
+
+
 def served_models() -> list[StoredModel]:
     """The served model per (region, alias), read from ``gridcast-served:latest``.
 
@@ -284,11 +294,24 @@ def ensure_quick_models(settings: Settings) -> None:
 
     Used by ``make run`` / ``make bento`` so a fresh clone has something to serve:
     two synthetic regions, quick naive (the fallback), SARIMAX and LSTM models.
-    Does nothing when a served model exists.
+    Does nothing when served models exist and load; served models saved in an older
+    layout (:class:`~training.errors.IncompatibleModelError`) are retrained.
     """
-    if served_models():
+    from training.errors import IncompatibleModelError
+
+    served = served_models()
+    stale = []
+    for m in served:
+        try:
+            load_forecaster(m.tag)
+        except IncompatibleModelError as exc:
+            stale.append(m.tag)
+            log.warning("%s", exc.detail)
+    if served and not stale:
         log.info("served models exist; quick training skipped")
         return
+    if stale:
+        unserve(stale)
     from training.data.synthetic import generate
     from training.train_cli import QUICK_DAYS, available_aliases, train_models
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bentoml
 import pandas as pd
 import pytest
+from pathlib import Path
 
 from training import store
 from training.errors import ModelNotFoundError, UserInputError
@@ -80,3 +81,32 @@ def test_load_forecaster_round_trip(bento_home, naive: SeasonalNaive) -> None:
 def test_model_without_metrics_is_served_only_when_nothing_is(bento_home, naive: SeasonalNaive) -> None:
     assert store.save_model(naive, region="r", metadata={}).promoted
     assert not store.save_model(naive, region="r", metadata={}).promoted
+
+
+def test_stale_served_model_is_retrained_by_ensure_quick_models(bento_home, monkeypatch):
+    """A served model saved in an older layout is refused on load and replaced."""
+    import json as _json
+
+    from training.errors import IncompatibleModelError
+    from training.models.base import SeasonalNaive
+    from training.data.synthetic import generate
+    from training.schema import region_frame
+    from training.settings import Settings
+    from training import store
+
+    df, _ = generate(days=21, regions=1, seed=3)
+    model = SeasonalNaive().fit(region_frame(df, "region-1"))
+    result = store.save_model(model, region="region-1", metadata={"validation": {"mape": 1.0}})
+    # simulate a model written by an older gridcast: no format version in its files
+    path = store.model_store().get(result.tag).path
+    meta_file = next(Path(path).rglob("forecaster.json"))
+    meta = _json.loads(meta_file.read_text())
+    meta.pop("format_version")
+    meta_file.write_text(_json.dumps(meta))
+    with pytest.raises(IncompatibleModelError, match="retrain"):
+        store.load_forecaster(result.tag)
+
+    # skip the minutes of real quick training: what is under test is the store's state
+    monkeypatch.setattr("training.train_cli.train_models", lambda *a, **k: [])
+    store.ensure_quick_models(Settings())
+    assert result.tag not in {m.tag for m in store.served_models()}

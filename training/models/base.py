@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from training.errors import InsufficientDataError, UserInputError
+from training.errors import IncompatibleModelError, InsufficientDataError, UserInputError
 from training.schema import LOAD, infer_freq, steps_per_day
 
 #: alias -> "module:Class"; the service and backtests resolve models through this
@@ -53,7 +53,8 @@ def interval_columns(level: Sequence[int]) -> list[str]:
 def future_index(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
     """The ``horizon`` timestamps that follow ``last`` on the ``freq`` grid (UTC)."""
     step = pd.Timedelta(freq)
-    return pd.date_range(last + step, periods=horizon, freq=step, tz="UTC", name="timestamp")
+    start = pd.Timestamp(last).tz_convert("UTC") + step
+    return pd.date_range(start, periods=horizon, freq=step, name="timestamp").as_unit("ns")
 
 
 def check_level(level: Sequence[int]) -> tuple[int, ...]:
@@ -79,6 +80,8 @@ class Forecaster(ABC):
     """Base class: subclasses set ``alias`` and implement the abstract methods."""
 
     alias: ClassVar[str]
+    #: bump when the saved layout of a subclass changes; ``load`` refuses other versions
+    format_version: ClassVar[int] = 1
 
     def __init__(self, **params: Any) -> None:
         self.params = dict(params)
@@ -112,18 +115,29 @@ class Forecaster(ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"alias": self.alias, "class": f"{type(self).__module__}:{type(self).__qualname__}",
-                "params": self.params, "state": self._state()}
+                "format_version": self.format_version, "params": self.params, "state": self._state()}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
         self._save(directory)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> Forecaster:
-        """Load any forecaster saved by :meth:`save` (dispatches on the stored class)."""
+        """Load any forecaster saved by :meth:`save` (dispatches on the stored class).
+
+        Raises:
+            IncompatibleModelError: saved by a gridcast whose layout for this model
+                differs from this one (retrain it).
+        """
         directory = Path(directory)
         meta = json.loads((directory / META_FILE).read_text())
         module, _, name = meta["class"].partition(":")
         klass = getattr(importlib.import_module(module), name)
+        saved = meta.get("format_version", 0)
+        if saved != klass.format_version:
+            raise IncompatibleModelError(
+                f"{meta.get('alias', name)} model at {directory} has save format {saved}, "
+                f"this gridcast reads format {klass.format_version}: retrain it (gridcast train ...)"
+            )
         obj = klass(**meta["params"])
         obj._restore(meta["state"], directory)
         return obj
@@ -245,5 +259,7 @@ class SeasonalNaive(Forecaster):
         self.season_length_ = state["season_length_"]
         self.sigma_ = state["sigma_"]
         self.tail_ = pd.Series(
-            state["tail_values"], index=pd.DatetimeIndex(state["tail_index"]).tz_convert("UTC"), name=LOAD
+            state["tail_values"],
+            index=pd.DatetimeIndex(state["tail_index"]).tz_convert("UTC").as_unit("ns"),
+            name=LOAD,
         )
