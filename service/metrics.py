@@ -43,6 +43,7 @@ EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "fallback": ("gridcast_fallbacks", "Answers given by the seasonal-naive fallback.", ("alias",)),
     "cache_error": ("gridcast_cache_errors", "Cache operations that failed (Redis down; answered anyway).", ()),
     "model_unavailable": ("gridcast_model_unavailable", "Model calls refused or failed (answered 503).", ()),
+    "model_retry": ("gridcast_model_retries", "Model calls refused once and retried (adaptive-batching overload).", ()),
     "state_error": ("gridcast_state_errors", "State-store reads that failed (answered anyway).", ()),
 }
 

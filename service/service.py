@@ -110,6 +110,21 @@ def error_response(exc: GridcastError) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=status)
 
 
+def _warm_up(forecasters: dict[tuple[str, str], Any]) -> None:
+    """One forecast per model before the first request.
+
+    The first call of a model traces its TensorFlow graph (seconds); adaptive batching
+    estimates latency from the calls it has seen, so a cold first batch would make it
+    shed the requests behind it with 503s. Paying that cost at start-up (before
+    ``/readyz``) keeps the estimate honest.
+    """
+    for (region, alias), forecaster in forecasters.items():
+        try:
+            forecaster.predict(24)
+        except GridcastError as exc:  # e.g. a model without a stored context
+            logger.info("warm-up of %s/%s skipped: %s", region, alias, exc.detail)
+
+
 @bentoml.service(name="gridcast-models", workers=1, traffic={"timeout": 120})
 class GridcastModels:
     """The served forecasters behind one batchable model call (the only TensorFlow process)."""
@@ -126,6 +141,7 @@ class GridcastModels:
             forecasters[(m.region, m.alias)] = load_forecaster(m.tag)
             logger.info("loaded %s (%s/%s)", m.tag, m.region, m.alias)
         self.local = LocalModels(catalog, forecasters)
+        _warm_up(forecasters)
 
     @bentoml.api(
         batchable=SETTINGS.batching,
@@ -365,18 +381,33 @@ class Gridcast:
     async def _answer(self, queries: list[ForecastQuery]) -> list[dict]:
         plans = await asyncio.to_thread(self.core.plan, queries)
         calls = [p.call for p in plans if p.cached is None]
-        try:
-            answers = await self.models.to_async.predict_batch(calls) if calls else []
-        except Exception as exc:
-            # the model process refused (adaptive batching past max_latency_ms: "overloaded")
-            # or its connection broke: a retryable 503, never a 500
-            logger.warning("model call failed (%s: %s); answering 503", type(exc).__name__, str(exc)[:200])
-            self.metrics.count("model_unavailable")
-            raise ModelServiceUnavailable(
-                "the model service is overloaded or restarting; retry shortly"
-            ) from None
+        answers = await self._call_models(calls) if calls else []
         answers = [a if isinstance(a, ModelAnswer) else ModelAnswer.model_validate(a) for a in answers]
         return await asyncio.to_thread(self.core.complete, plans, answers)
+
+    async def _call_models(self, calls: list[ModelCall]) -> list[Any]:
+        """The batchable model call, retried a bounded number of times.
+
+        Adaptive batching refuses a call it expects to finish past ``max_latency_ms``
+        ("overloaded"); a short burst can trip that while the queue drains in
+        milliseconds. Two retries with a growing pause absorb such bursts; a model
+        process that stays overloaded or is restarting still gets a 503 (never a 500).
+        """
+        delays = (0.05, 0.25)
+        for attempt in range(len(delays) + 1):
+            try:
+                return await self.models.to_async.predict_batch(calls)
+            except Exception as exc:
+                self.metrics.count("model_retry" if attempt < len(delays) else "model_unavailable")
+                logger.warning(
+                    "model call failed (%s: %s), attempt %d", type(exc).__name__, str(exc)[:200], attempt + 1
+                )
+                if attempt == len(delays):
+                    raise ModelServiceUnavailable(
+                        "the model service is overloaded or restarting; retry shortly"
+                    ) from None
+                await asyncio.sleep(delays[attempt])
+        raise AssertionError("unreachable")
 
     @bentoml.api(route="/forecast", input_spec=ForecastQuery)
     async def forecast(self, **fields: Any) -> ForecastResult:
