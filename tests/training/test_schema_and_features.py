@@ -60,3 +60,14 @@ def test_lag_reaches_back_to_known_values(region_history):
     assert f["lag_1D"].iloc[0] == y[targets[0] - pd.Timedelta("1D")]
     assert f["lag_1D"].iloc[1] == y[targets[1] - pd.Timedelta("2D")]  # 1 day back is after the origin
     assert np.isfinite(f["roll_mean_7D"]).all()
+
+
+def test_readme_settings_table_is_current():
+    """README's settings table is generated from Settings; a new field must reach it."""
+    from pathlib import Path
+
+    from training.settings_cli import BEGIN, END, markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert block == markdown_table(), "run: gridcast settings --update-readme README.md"
