@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import orjson
 import pandas as pd
 
 from training.settings import Settings
@@ -65,13 +66,26 @@ def latest_forecast_key(region: str) -> str:
 
 
 class InMemoryTTLCache:
-    """A bounded, thread-safe LRU with per-entry expiry (embedded default, tests)."""
+    """A bounded, thread-safe LRU with per-entry expiry (embedded default, tests).
 
-    def __init__(self, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    Bounded by entries *and* by bytes: answers weigh from about a kilobyte (horizon 1)
+    to over a hundred (horizon 168), so an entry count alone lets memory grow by
+    hundreds of megabytes before the bound bites (seen in the memory soak).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        max_bytes: int = 64 * 2**20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._clock = clock
-        self._data: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, dict, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.bytes = 0
         self.available = True
 
     def get(self, key: str) -> dict | None:
@@ -79,9 +93,10 @@ class InMemoryTTLCache:
             item = self._data.get(key)
             if item is None:
                 return None
-            expires, value = item
+            expires, value, size = item
             if expires <= self._clock():
                 del self._data[key]
+                self.bytes -= size
                 return None
             self._data.move_to_end(key)
             return value
@@ -89,11 +104,18 @@ class InMemoryTTLCache:
     def set(self, key: str, value: dict, ttl_s: int) -> None:
         if ttl_s <= 0:
             return
+        size = len(orjson.dumps(value, default=str))
+        if size > self.max_bytes:
+            return
         with self._lock:
-            self._data[key] = (self._clock() + ttl_s, value)
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.bytes -= old[2]
+            self._data[key] = (self._clock() + ttl_s, value, size)
+            self.bytes += size
+            while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
+                _, (_, _, dropped) = self._data.popitem(last=False)
+                self.bytes -= dropped
 
 
 class RedisForecastCache:
@@ -212,5 +234,5 @@ def make_cache(settings: Settings, *, on_error: Callable[[str], None] | None = N
             retry_s=settings.redis_retry_s,
             on_error=on_error,
         )
-    return InMemoryTTLCache()
+    return InMemoryTTLCache(max_bytes=settings.cache_max_mb * 2**20)
 

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(
         3600, ge=1, description="Upper bound on a cached forecast's life (seconds); capped at the next data point."
     )
+    cache_max_mb: int = Field(
+        64, ge=1, description="Size bound of the in-process forecast cache (MB of JSON answers); LRU beyond it."
+    )
     redis_url: str | None = Field(
         None, description="Redis URL for state + cache; unset = in-process (embedded default)."
     )

@@ -61,6 +61,19 @@ def test_in_memory_cache_expires_and_evicts():
     assert cache.get("b") is None and cache.get("d") == {"v": 4}
 
 
+def test_in_memory_cache_is_bounded_by_bytes():
+    """Large answers evict the oldest ones once the byte bound is reached."""
+    big = {"points": [{"mean": float(i), "lower": 0.0, "upper": 1.0} for i in range(200)]}
+    one = len(__import__("orjson").dumps(big))
+    cache = InMemoryTTLCache(max_entries=1000, max_bytes=3 * one + 10)
+    for k in "abcde":
+        cache.set(k, big, ttl_s=100)
+    assert cache.bytes <= 3 * one + 10
+    assert [cache.get(k) is not None for k in "abcde"] == [False, False, True, True, True]
+    cache.set("c", big, ttl_s=100)  # overwriting an entry does not count it twice
+    assert cache.bytes == 3 * one
+
+
 def test_redis_cache_round_trip_with_ttl(redis_cache):
     key = cache_key("north", "naive", "v1", "2024-01-01T00:00:00+00:00", 3, (80,))
     assert redis_cache.get(key) is None
