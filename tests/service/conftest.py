@@ -7,12 +7,12 @@ only while they need it, so other packages' tests never see these models.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
 
 from training.data.synthetic import generate
 from training.schema import region_frame
@@ -52,12 +52,6 @@ def observations(frame: pd.DataFrame) -> list[dict]:
         {"timestamp": ts.isoformat(), "load_mw": float(r["load_mw"]), "temperature_c": float(r["temperature_c"])}
         for ts, r in frame.iterrows()
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

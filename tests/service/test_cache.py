@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,16 +17,12 @@ from service.cache import (
     latest_forecast_key,
     make_cache,
 )
+from tests import support
 from training.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 @pytest.fixture(scope="module")
 def redis_up() -> str:
-    subprocess.run(["bash", str(ROOT / "scripts/redis.sh"), "up"], check=True, capture_output=True)
-    return REDIS_URL
+    return support.redis_up()
 
 
 @pytest.fixture
@@ -100,7 +95,7 @@ def test_cache_recovers_by_itself_after_redis_comes_back(tmp_path):
     """A private Redis (own port and dir) is stopped and restarted under the cache."""
     port = "6391"
     env = {"REDIS_PORT": port, "REDIS_DIR": str(tmp_path / "redis"), "PATH": "/usr/bin:/bin"}
-    script = str(ROOT / "scripts/redis.sh")
+    script = str(support.ROOT / "scripts/redis.sh")
     subprocess.run(["bash", script, "up"], check=True, env=env, capture_output=True)
     cache = RedisForecastCache(f"redis://127.0.0.1:{port}/0", timeout_s=0.3, retry_s=0.2)
     try:
@@ -117,7 +112,7 @@ def test_cache_recovers_by_itself_after_redis_comes_back(tmp_path):
 
 
 async def test_async_writer_is_read_by_sync_cache(redis_cache):
-    writer = AsyncRedisForecastCache(REDIS_URL, prefix=redis_cache.prefix.removesuffix(":cache:"))
+    writer = AsyncRedisForecastCache(support.REDIS_URL, prefix=redis_cache.prefix.removesuffix(":cache:"))
     try:
         await writer.set_many([(latest_forecast_key("a"), {"m": 1}, 60), ("x", {"m": 2}, 60)])
         assert redis_cache.get(latest_forecast_key("a")) == {"m": 1}

@@ -14,7 +14,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from tests.service.conftest import free_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -21,45 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.service.conftest import free_port, observations
+from tests.service.conftest import observations
+from tests.support import served_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def _serve(served_home, tmp_path_factory, extra_env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCAST_")}
     env.update(BENTOML_HOME=str(served_home), GRIDCAST_UI_MOUNT="false", **extra_env)
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "service.service:Gridcast", "--port", str(port),
-             "--host", "127.0.0.1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"bentoml serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"service not ready after 180 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with served_service(env, tmp_path_factory.mktemp("serve") / "serve.log") as url:
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 @pytest.fixture(scope="module")

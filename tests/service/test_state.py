@@ -5,9 +5,7 @@ Both stores must behave the same, so every behaviour test runs on both.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,16 +18,12 @@ from service.state import (
     StateStoreUnavailable,
     make_state_store,
 )
+from tests import support
 from training.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 @pytest.fixture(scope="module")
 def redis_up() -> str:
-    subprocess.run(["bash", str(ROOT / "scripts/redis.sh"), "up"], check=True, capture_output=True)
-    return REDIS_URL
+    return support.redis_up()
 
 
 def frame(start: str, n: int, load0: float = 100.0) -> pd.DataFrame:

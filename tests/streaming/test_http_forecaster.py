@@ -9,27 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import time
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from tests.streaming.streamkit import ROOT, observations, produce, wait_for
+from tests.streaming.streamkit import observations, produce, wait_for
 
-from service.cli import command
+from tests.support import served_service
 from streaming.bridge import Bridge
 from training.models.base import SeasonalNaive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -39,35 +29,10 @@ def service_url(bento_home, stream, tmp_path):
     idx = pd.date_range("2024-01-01", periods=24 * 14, freq="h", tz="UTC", name="timestamp")
     frame = pd.DataFrame({"load_mw": 500 + 50 * np.sin(np.arange(len(idx)) * 2 * np.pi / 24)}, index=idx)
     saved = save_model(SeasonalNaive().fit(frame), region="north", metadata={"validation": {"mape": 5.0}})
-    port = free_port()
     env = {**os.environ, "BENTOML_HOME": str(bento_home), "GRIDCAST_REDIS_URL": stream.settings.redis_url,
            "GRIDCAST_REDIS_KEY_PREFIX": stream.settings.redis_key_prefix}
-    log = open(tmp_path / "service.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(command("127.0.0.1", port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp_path / "service.log").read_text()[-3000:])
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        else:
-            raise RuntimeError("the service did not become ready in 240 s")
+    with served_service(env, tmp_path / "service.log", ready_timeout_s=240) as url:
         yield url, saved.tag
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-        log.close()
 
 
 async def test_bridge_forecasts_through_the_service(stream, service_url):

@@ -10,25 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.support import served_service
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 240
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clean_env(home: Path) -> dict[str, str]:
@@ -56,36 +47,10 @@ def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contextlib.contextmanager
 def running_service(home: Path, log: Path, **env_extra: str) -> Iterator[str]:
     """``bentoml serve`` (the command ``gridcast serve`` runs) on a free port until the block ends."""
-    from service.cli import command
-
-    port = free_port()
     env = _clean_env(home)
-    env.update(GRIDCAST_PORT=str(port), GRIDCAST_HOST="127.0.0.1", GRIDCAST_UI_REFRESH_S="5", **env_extra)
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(command("127.0.0.1", port), cwd=REPO, env=env, stdout=sink,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"service not ready after {READY_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
-            time.sleep(1)
+    env.update(GRIDCAST_HOST="127.0.0.1", GRIDCAST_UI_REFRESH_S="5", **env_extra)
+    with served_service(env, log, ready_timeout_s=READY_TIMEOUT_S) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
