@@ -7,18 +7,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 OUT ?= out
 
-.PHONY: run test install system-deps services-up services-down demo-data clean help bento container container-test stack loadtest
+.PHONY: run test install lock system-deps services-up services-down demo-data clean help bento container container-test stack loadtest
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+LOCK := requirements/lock.txt
+BENTO_REQS := requirements/bento.txt
+# the lock's target: CPython 3.11 on x86-64 Linux (glibc 2.28 or newer)
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
+
+# The virtualenv holds exactly the locked versions (hashes checked), then gridcast itself.
+# uv (pinned in the lock) installs: pip is only used once, to bring uv in.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$$(grep -oE '^uv==[^ ]+' $(LOCK))"
+	$(BIN)/uv pip install -q --python $(BIN)/python --require-hashes -r $(LOCK)
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install gridcast (idempotent; fast the second time)
+install: $(STAMP) ## create .venv and install gridcast from requirements/lock.txt (idempotent; fast the second time)
+
+lock: ## re-resolve requirements/lock.txt (dev + test) and requirements/bento.txt (the image) to the newest versions
+	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PY) -m venv $(VENV); $(BIN)/python -m pip install -q uv; }
+	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_TARGET) --generate-hashes --no-header -q --upgrade -o $(LOCK)
+	$(BIN)/uv pip compile requirements/bento.in -c $(LOCK) $(LOCK_TARGET) --no-header --no-annotate -q -o $(BENTO_REQS)
+	@echo "Locked. Run 'make install' to apply, then 'make test'."
 
 system-deps: ## Debian packages the tests need (redis-server, chromium, podman, ...), installed when missing
 	@bash scripts/system-deps.sh
