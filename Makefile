@@ -64,7 +64,7 @@ test: install services-up ## run the whole suite against real Redis and Kafka
 	$(BIN)/python -m pytest
 
 quick-models-if-empty = $(BIN)/python -c 'import logging; logging.basicConfig(level=logging.INFO, format="%(message)s"); \
-	from training.settings import get_settings; from training.store import ensure_quick_models; ensure_quick_models(get_settings())'
+	from gridcast.settings import get_settings; from training.train_cli import ensure_quick_models; ensure_quick_models(get_settings())'
 
 bento: install ## build the Bento (bentofile.yaml); trains quick demo models first if the store serves none
 	$(quick-models-if-empty)

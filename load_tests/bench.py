@@ -409,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out = RESULTS / f"bench-{stamp}"
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.no_train:
-        from training.settings import get_settings
-        from training.store import ensure_quick_models
+        from gridcast.settings import get_settings
+        from training.train_cli import ensure_quick_models
 
         ensure_quick_models(get_settings())
 

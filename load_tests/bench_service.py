@@ -73,8 +73,8 @@ def timed_requests(url: str, bodies: list[dict], *, region: str, horizon: int) -
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
-    from training.settings import get_settings
-    from training.store import ensure_quick_models
+    from gridcast.settings import get_settings
+    from training.train_cli import ensure_quick_models
 
     settings = get_settings()
     ensure_quick_models(settings)

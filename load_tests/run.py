@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     service = None
     host = args.host
     if host is None:
-        from training.settings import get_settings
-        from training.store import ensure_quick_models
+        from gridcast.settings import get_settings
+        from training.train_cli import ensure_quick_models
 
         ensure_quick_models(get_settings())
         service = ServiceProcess(port=free_port(), cpus=args.service_cpus, log_path=out / "service.log")

@@ -45,7 +45,7 @@ import sys
 
 import bentoml
 
-from training.store import served_tags
+from gridcast.store import served_tags
 
 packed = {str(m.tag) for m in bentoml.bentos.get(sys.argv[1]).info.all_models}
 missing = sorted(set(served_tags()) - packed)

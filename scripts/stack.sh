@@ -20,7 +20,7 @@ bash scripts/redis.sh up
 bash scripts/kafka.sh up
 
 echo "stack: making sure served models exist (quick demo models are trained once if the store is empty)"
-$BIN/python -c "from training.settings import get_settings; from training.store import ensure_quick_models; ensure_quick_models(get_settings())"
+$BIN/python -c "from gridcast.settings import get_settings; from training.train_cli import ensure_quick_models; ensure_quick_models(get_settings())"
 
 DATA="${STACK_DATA:-$OUT/replay.parquet}"
 if [ ! -f "$DATA" ]; then
@@ -28,7 +28,7 @@ if [ ! -f "$DATA" ]; then
   # newer than what the models already know and every forecast starts from them
   START=$($BIN/python -c "
 import pandas as pd
-from training.store import served_models
+from gridcast.store import served_models
 ends = [pd.Timestamp(e) for m in served_models() if (e := m.metadata.get('context_end') or m.metadata.get('train_end'))]
 print((max(ends) + pd.Timedelta('1D')).strftime('%Y-%m-%d') if ends else '2023-01-01')")
   $BIN/gridcast data sample --out "$DATA" --days 14 --regions 2 --start "$START"
@@ -65,7 +65,7 @@ for _ in $(seq 1 180); do
 done
 echo
 
-REGION=$($BIN/python -c "from training.schema import read_table; df,_=read_table('$DATA'); print(sorted(df['region'].unique())[0])")
+REGION=$($BIN/python -c "from gridcast.schema import read_table; df,_=read_table('$DATA'); print(sorted(df['region'].unique())[0])")
 cat <<MSG
 
   gridcast stack is up

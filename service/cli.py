@@ -30,8 +30,8 @@ def command(host: str, port: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.errors import UserInputError
-    from training.settings import get_settings
+    from gridcast.errors import UserInputError
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     host = args.host or settings.host

@@ -33,10 +33,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from training.errors import GridcastError, InsufficientDataError, ModelNotFoundError, UserInputError
-from training.models.base import Forecaster, ForecastRequest, SeasonalNaive, check_level
-from training.schema import LOAD, WEATHER
-from training.settings import Settings
+from gridcast.errors import GridcastError, InsufficientDataError, ModelNotFoundError, UserInputError
+from gridcast.models.base import Forecaster, ForecastRequest, SeasonalNaive, check_level
+from gridcast.schema import LOAD, WEATHER
+from gridcast.settings import Settings
 
 from service.schemas import (
     Columns,
@@ -111,7 +111,7 @@ class ModelCatalog:
 
     @classmethod
     def from_store(cls, stored: Iterable[Any]) -> ModelCatalog:
-        """From :func:`training.store.served_models` rows (``tag, alias, region, metadata``)."""
+        """From :func:`gridcast.store.served_models` rows (``tag, alias, region, metadata``)."""
         return cls(
             ServedModel(region=s.region, alias=s.alias, tag=str(s.tag), metadata=dict(s.metadata or {}))
             for s in stored
@@ -341,7 +341,7 @@ class ForecastCore:
         origin = history.index[-1] if history is not None else _model_end(served)
         key = None
         if self.cache is not None and origin is not None:
-            from service.cache import cache_key
+            from gridcast.cache import cache_key
 
             origin_token = origin.isoformat()
             if source == "request" or covariates is not None:

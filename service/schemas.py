@@ -4,7 +4,7 @@ These types are what BentoML turns into the generated OpenAPI document, so every
 field carries a description. Static bounds live here (types, finite numbers, the
 largest horizon any deployment could allow); bounds that depend on settings
 (``max_horizon``, ``max_history_points``, ``max_batch_requests``) are checked by
-:mod:`service.core`, which raises :class:`~training.errors.UserInputError` with the
+:mod:`service.core`, which raises :class:`~gridcast.errors.UserInputError` with the
 offending ``field``.
 
 The model-call types (:class:`ModelCall`, :class:`ModelAnswer`) travel between the

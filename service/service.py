@@ -13,7 +13,7 @@ Two BentoML services, one Bento:
   ``GridcastModels`` through ``bentoml.depends``. In a test client (``to_asgi()``) the
   dependency is an in-process instance and the same code runs without HTTP.
 
-Errors: the core raises :class:`~training.errors.GridcastError` subclasses; they become
+Errors: the core raises :class:`~gridcast.errors.GridcastError` subclasses; they become
 4xx JSON ``{error, detail, field}``. :class:`GuardMiddleware` refuses wrong content
 types (415, pickles included), oversized bodies (413) and missing API keys (401), and
 rewrites BentoML's own request-validation answers into the same shape. Anything
@@ -49,8 +49,8 @@ from service.schemas import (
     RecentQuery,
     RecentResult,
 )
-from training.errors import GridcastError, ModelNotFoundError, UserInputError
-from training.settings import Settings, get_settings
+from gridcast.errors import GridcastError, ModelNotFoundError, UserInputError
+from gridcast.settings import Settings, get_settings
 
 logger = logging.getLogger("gridcast.service")
 
@@ -69,7 +69,7 @@ STATUS = {
 
 def _served() -> list[Any]:
     """The store's served models (tag, alias, region, metadata); empty if none yet."""
-    from training.store import served_models
+    from gridcast.store import served_models
 
     return list(served_models())
 
@@ -80,7 +80,7 @@ def _model_refs() -> list[bentoml.models.BentoModel]:
     ``bentoml build`` packs exactly these into the Bento, so the container serves what
     the store served when it was built.
     """
-    from training.store import served_tags
+    from gridcast.store import served_tags
 
     try:
         tags = served_tags()
@@ -132,7 +132,7 @@ class GridcastModels:
     refs = _model_refs()
 
     def __init__(self) -> None:
-        from training.store import load_forecaster
+        from gridcast.store import load_forecaster
 
         self.settings = get_settings()
         catalog = ModelCatalog.from_store(_served())
@@ -360,8 +360,8 @@ class Gridcast:
     models = bentoml.depends(GridcastModels)
 
     def __init__(self) -> None:
-        from service.cache import make_cache
-        from service.state import make_state_store
+        from gridcast.cache import make_cache
+        from gridcast.state import make_state_store
 
         self.settings = get_settings()
         self.catalog = ModelCatalog.from_store(_served())
@@ -438,7 +438,7 @@ class Gridcast:
             return error_response(exc)
 
     def _recent(self, region: str, n: int) -> RecentResult:
-        from service.cache import latest_forecast_key
+        from gridcast.cache import latest_forecast_key
 
         frame = self.state.history(region, n=n)
         observations = [
@@ -492,8 +492,8 @@ def _seed_state(state: Any, catalog: ModelCatalog) -> None:
     that tail is what ``/recent`` shows before any new observation arrives. A Redis
     store is the bridge's to fill, so it is left alone.
     """
-    from service.state import InMemoryStateStore
-    from training.store import load_forecaster
+    from gridcast.state import InMemoryStateStore
+    from gridcast.store import load_forecaster
 
     if not isinstance(state, InMemoryStateStore):
         return

@@ -7,7 +7,7 @@ One loop, one batch at a time (aiokafka's ``examples/local_state_consumer.py`` s
 2. validate every message; a bad one goes to ``topic_dead_letter`` with the original
    bytes and the reason + source topic/partition/offset in headers;
 3. write the batch's observations to Redis in one pipelined, idempotent call
-   (:class:`service.state.AsyncRedisStateStore`: keyed by region and timestamp, so a
+   (:class:`gridcast.state.AsyncRedisStateStore`: keyed by region and timestamp, so a
    redelivered message changes nothing);
 4. for every region whose newest complete data point moved on, and for every forecast
    request, compute a forecast (:mod:`streaming.forecasting`), write it to the Redis
@@ -42,12 +42,12 @@ import pandas as pd
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from service.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
-from service.state import AsyncRedisStateStore, StateStoreUnavailable, frame_from_rows, make_async_state_store
+from gridcast.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
+from gridcast.state import AsyncRedisStateStore, StateStoreUnavailable, frame_from_rows, make_async_state_store
 from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
 from streaming.messages import InvalidMessage, parse_observation, parse_request
 from streaming.metrics import BridgeMetrics, PeriodicLog
-from training.settings import Settings
+from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _settings(**overrides):
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -59,7 +59,7 @@ def _replay(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from streaming.replay import load_rows, replay
-    from training.errors import UserInputError
+    from gridcast.errors import UserInputError
 
     path = Path(args.data)
     if not path.exists():

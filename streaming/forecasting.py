@@ -28,9 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from training.errors import GridcastError, InsufficientDataError, ModelNotFoundError
-from training.schema import LOAD
-from training.settings import Settings
+from gridcast.errors import GridcastError, InsufficientDataError, ModelNotFoundError
+from gridcast.schema import LOAD
+from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def naive_result(
 ) -> dict:
     """The seasonal naive forecast in the service's response shape.
 
-    Exactly :class:`training.models.base.SeasonalNaive` fitted on the history (weekly
+    Exactly :class:`gridcast.models.base.SeasonalNaive` fitted on the history (weekly
     when a week exists, else daily; holes filled from the previous step), computed
     with numpy: the bridge forecasts hundreds of regions a second and the pandas path
     costs ~50x more per call. ``tests/streaming/test_forecasting.py`` holds the two equal.
@@ -204,7 +204,7 @@ class InProcessForecaster:
     def load(self) -> None:
         """Load the served models (slow: call from a thread at start-up)."""
         from service.core import LocalModels, ModelCatalog
-        from training.store import load_forecaster, served_models
+        from gridcast.store import load_forecaster, served_models
 
         stored = served_models()
         catalog = ModelCatalog.from_store(stored)
@@ -309,7 +309,7 @@ def make_forecaster(settings: Settings) -> StreamForecaster:
     try:
         return kinds[settings.forecast_via](settings)
     except KeyError:
-        from training.errors import UserInputError
+        from gridcast.errors import UserInputError
 
         raise UserInputError(
             f"forecast_via must be one of {', '.join(kinds)}, got {settings.forecast_via!r}", field="forecast_via"

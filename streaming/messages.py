@@ -14,7 +14,7 @@ Forecast request (topic ``settings.topic_requests``)::
     {"request_id": "abc", "region": "north", "model": "best", "horizon": 24, "level": [80, 95]}
 
 Example:
-    >>> from training.settings import Settings
+    >>> from gridcast.settings import Settings
     >>> raw = b'{"region": "north", "timestamp": "2024-01-01T05:00:00Z", "load_mw": 812.5}'
     >>> obs = parse_observation(raw, settings=Settings(), now_s=1.8e9)
     >>> obs.region, obs.epoch, obs.doc
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from training.schema import LOAD, TEMPERATURE
-from training.settings import Settings
+from gridcast.schema import LOAD, TEMPERATURE
+from gridcast.settings import Settings
 
 #: longest region name accepted (it becomes part of Redis keys)
 MAX_REGION_LEN = 100

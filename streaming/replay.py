@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.errors import UserInputError
-from training.schema import ALL_COLUMNS, REGION, TIMESTAMP, read_table
-from training.settings import Settings
+from gridcast.errors import UserInputError
+from gridcast.schema import ALL_COLUMNS, REGION, TIMESTAMP, read_table
+from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
 

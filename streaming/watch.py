@@ -15,7 +15,7 @@ import sys
 async def watch(*, from_beginning: bool, limit: int | None) -> int:
     from aiokafka import AIOKafkaConsumer
 
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     consumer = AIOKafkaConsumer(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from training.data.synthetic import generate
-from training.schema import region_frame
+from gridcast.schema import region_frame
 
 
 @pytest.fixture(scope="session")

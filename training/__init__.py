@@ -1,4 +1,5 @@
-"""gridcast training side: data (collect, import, quality), features, models, backtest.
+"""gridcast's training adapter: data (collect, import, quality, plots, synthetic),
+backtests, and the train commands.
 
-Training writes the BentoML model store; the service only loads from it.
+Training writes the BentoML model store (:mod:`gridcast.store`); the service only loads.
 """

@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.errors import InsufficientDataError, UserInputError
-from training.models.base import Forecaster
-from training.schema import LOAD, REFERENCE, TEMPERATURE, WEATHER, infer_freq
+from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.models.base import Forecaster
+from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, WEATHER, infer_freq
 
 PROTOCOLS = ("rolling", "day-ahead")
 WEATHER_MODES = ("oracle", "noisy", "none")

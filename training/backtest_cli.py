@@ -45,11 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def model_factories(aliases: list[str], *, settings, country: str | None, tz: str | None,
                     quick: bool = False) -> dict[str, Any]:
     """name -> a function returning a new forecaster configured from the settings."""
-    from training.models.base import REGISTRY, make
+    from gridcast.models.base import REGISTRY, make
 
     unknown = [a for a in aliases if a not in REGISTRY]
     if unknown:
-        from training.errors import UserInputError
+        from gridcast.errors import UserInputError
 
         raise UserInputError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}", field="models")
 
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from training.backtest import BacktestConfig, plot_results, render_table, run_backtest
-    from training.errors import UserInputError
-    from training.schema import REGION, read_table, region_frame
-    from training.settings import get_settings
+    from gridcast.errors import UserInputError
+    from gridcast.schema import REGION, read_table, region_frame
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     if not args.data.exists():

@@ -2,7 +2,7 @@
 
 Each package owns its commands in a ``cli`` module exposing
 ``register(subparsers)``; handlers import heavy libraries lazily so that
-``gridcast --help`` stays fast. A :class:`~training.errors.UserInputError`
+``gridcast --help`` stays fast. A :class:`~gridcast.errors.UserInputError`
 anywhere becomes one line on stderr and exit code 2 — never a traceback.
 """
 
@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from training.errors import GridcastError, UserInputError
+from gridcast.errors import GridcastError, UserInputError
 
 #: modules that add subcommands, in help order
 COMMAND_MODULES = (

@@ -4,7 +4,7 @@ Raw → canonical Parquet (``sample`` generates it, ``import`` maps someone else
 files onto it) → ``check`` (quality report, cleaned table, exit 1 when unusable) →
 ``plot`` (the PNGs a person looks at first). Handlers import pandas, matplotlib and
 the data modules lazily so that ``gridcast --help`` stays fast; every user mistake is
-a :class:`~training.errors.UserInputError` (one line, exit 2).
+a :class:`~gridcast.errors.UserInputError` (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -92,9 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_sample(args: argparse.Namespace) -> int:
     """Generate the seeded demo table (optionally with known faults) and say what was written."""
     from training.data.synthetic import generate
-    from training.errors import UserInputError
-    from training.schema import write_table
-    from training.settings import get_settings
+    from gridcast.errors import UserInputError
+    from gridcast.schema import write_table
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     if args.days < 1 or args.regions < 1:
@@ -129,7 +129,7 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     """Import a load (+ weather) file and print what was decided: rows, ranges, duplicates, clock changes."""
     from training.data.importer import import_table
-    from training.schema import write_table
+    from gridcast.schema import write_table
 
     weather_cols = {c: getattr(args, f"w_{c}") for c in WEATHER_FLAGS if getattr(args, f"w_{c}")}
     df, meta = import_table(
@@ -161,8 +161,8 @@ def run_import(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     """Run the quality checks; exit 1, saying why, when the data cannot be used for forecasting."""
     from training.data.quality import check, render_summary
-    from training.schema import read_table, write_table
-    from training.settings import get_settings
+    from gridcast.schema import read_table, write_table
+    from gridcast.settings import get_settings
 
     df, meta = read_table(args.path)
     result = check(df, meta, settings=get_settings(), repair_dates=args.repair_dates)
@@ -188,8 +188,8 @@ def run_check(args: argparse.Namespace) -> int:
 def run_plot(args: argparse.Namespace) -> int:
     """Write the overview PNGs, marking the flags of the report given or embedded by `data check`."""
     from training.data.plots import plot_all
-    from training.errors import UserInputError
-    from training.schema import read_table
+    from gridcast.errors import UserInputError
+    from gridcast.schema import read_table
 
     df, meta = read_table(args.path)
     report = meta.get("quality_report")

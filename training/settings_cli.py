@@ -2,7 +2,7 @@
 
 ``gridcast settings --markdown`` prints the README table; ``--update-readme`` rewrites
 the block between the ``settings`` markers in README.md, so the README cannot drift
-from :class:`training.settings.Settings`.
+from :class:`gridcast.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import re
 from pathlib import Path
 
-from training.settings import Settings
+from gridcast.settings import Settings
 
 BEGIN, END = "<!-- BEGIN:settings -->", "<!-- END:settings -->"
 

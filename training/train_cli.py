@@ -5,7 +5,7 @@ is fitted on what comes before, then scored on day-ahead forecasts issued every 
 the held-out stretch (each from the history up to its origin, with the observed
 weather as the future covariates). Then the held-out actuals are absorbed with
 ``update`` (no refit, so the served model is exactly the validated one, only with a
-fresher context) and the model is saved; :func:`training.store.save_model` promotes
+fresher context) and the model is saved; :func:`gridcast.store.save_model` promotes
 it if its validation MAPE beats the served one.
 
 Example:
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from training.errors import InsufficientDataError, UserInputError
-from training.schema import LOAD, REGION, WEATHER, infer_freq, region_frame, steps_per_day
+from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.schema import LOAD, REGION, WEATHER, infer_freq, region_frame, steps_per_day
 
 if TYPE_CHECKING:
-    from training.models.base import Forecaster
-    from training.settings import Settings
-    from training.store import SaveResult
+    from gridcast.models.base import Forecaster
+    from gridcast.settings import Settings
+    from gridcast.store import SaveResult
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +82,15 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from training.schema import read_table
-    from training.settings import get_settings
+    from gridcast.schema import read_table
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     console = Console()
     if not console.is_terminal:  # logs and CI: do not squeeze tags into 80 columns
         console = Console(width=160)
     if args.ensure_quick:
-        from training.store import ensure_quick_models, served_models
+        from gridcast.store import served_models
 
         ensure_quick_models(settings)
         for m in served_models():
@@ -123,7 +123,7 @@ def _pct(x: float | None) -> str:
 
 
 def _parse_aliases(text: str) -> list[str]:
-    from training.models.base import REGISTRY
+    from gridcast.models.base import REGISTRY
 
     aliases = [a.strip().lower() for a in text.split(",") if a.strip()]
     if not aliases:
@@ -136,7 +136,7 @@ def _parse_aliases(text: str) -> list[str]:
 
 def available_aliases(wanted: Sequence[str]) -> list[str]:
     """The aliases among ``wanted`` whose implementation is importable in this build."""
-    from training.models.base import REGISTRY
+    from gridcast.models.base import REGISTRY
 
     out = []
     for alias in wanted:
@@ -154,7 +154,7 @@ def available_aliases(wanted: Sequence[str]) -> list[str]:
 
 def _make(alias: str, *, quick: bool, settings: Settings, country: str | None, tz: str | None) -> Forecaster:
     """A new forecaster, given the constructor arguments it accepts (quick, settings, calendar)."""
-    from training.models.base import get_class
+    from gridcast.models.base import get_class
 
     klass = get_class(alias)
     accepted = inspect.signature(klass.__init__).parameters
@@ -259,7 +259,7 @@ def train_models(
     Raises:
         UserInputError: an unknown region, or too little data for the validation split.
     """
-    from training.store import save_model
+    from gridcast.store import save_model
 
     known = sorted(df[REGION].unique())
     regions = list(known if regions is None else regions)
@@ -332,3 +332,35 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (str, int, bool)) or obj is None:
         return obj
     return str(obj)
+
+
+def ensure_quick_models(settings: Settings) -> None:
+    """Train quick demo models on synthetic data if nothing is served yet.
+
+    Used by ``make run`` / ``make bento`` so a fresh clone has something to serve:
+    two synthetic regions, quick naive (the fallback), SARIMAX and LSTM models.
+    Does nothing when served models exist and load; served models saved in an older
+    layout (:class:`~gridcast.errors.IncompatibleModelError`) are retrained.
+    """
+    from gridcast.errors import IncompatibleModelError
+    from gridcast.store import load_forecaster, served_models, unserve
+
+    served = served_models()
+    stale = []
+    for m in served:
+        try:
+            load_forecaster(m.tag)
+        except IncompatibleModelError as exc:
+            stale.append(m.tag)
+            log.warning("%s", exc.detail)
+    if served and not stale:
+        log.info("served models exist; quick training skipped")
+        return
+    if stale:
+        unserve(stale)
+    from training.data.synthetic import generate
+
+    df, meta = generate(days=QUICK_DAYS, regions=2, seed=settings.seed, country=settings.country)
+    aliases = available_aliases(("naive", "sarimax", "lstm"))
+    log.info("no served models: training quick %s on synthetic data", ", ".join(aliases))
+    train_models(df, meta, aliases=aliases, quick=True, settings=settings)

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from training.errors import GridcastError, UserInputError
+from gridcast.errors import GridcastError, UserInputError
 from ui.client import ServiceClient, ServiceError, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from matplotlib.figure import Figure
 
-    from training.settings import Settings
+    from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -563,7 +563,7 @@ def load_quality_source(source: str, upload: str | Path | None, *, settings: Set
                              field="upload")
     path = Path(upload)
     if path.suffix.lower() == ".parquet":
-        from training.schema import read_table
+        from gridcast.schema import read_table
 
         df, meta = read_table(path)
         return df, meta, path.name
@@ -571,7 +571,7 @@ def load_quality_source(source: str, upload: str | Path | None, *, settings: Set
         df = pd.read_csv(path)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
         raise UserInputError(f"{path.name} is not a readable CSV file ({type(exc).__name__})", field="upload") from None
-    from training.schema import REQUIRED
+    from gridcast.schema import REQUIRED
 
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:

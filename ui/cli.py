@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from training.errors import UserInputError
-    from training.settings import get_settings
+    from gridcast.errors import UserInputError
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     url = args.service_url or settings.service_url

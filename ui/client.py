@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from training.errors import GridcastError
+from gridcast.errors import GridcastError
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ SCENARIOS = ("CachedForecastUser", "UncachedForecastUser", "BatchForecastUser", 
 @pytest.fixture(scope="module")
 def quick_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private BentoML home with the quick demo models (one LSTM epoch: speed, not skill)."""
-    from training.settings import Settings
-    from training.store import ensure_quick_models
+    from gridcast.settings import Settings
+    from training.train_cli import ensure_quick_models
 
     home = tmp_path_factory.mktemp("loadtest-bentoml")
     with pytest.MonkeyPatch.context() as mp:

@@ -15,7 +15,7 @@ import pytest
 
 
 from training.data.synthetic import generate
-from training.schema import region_frame
+from gridcast.schema import region_frame
 
 REGIONS = ("region-1", "region-2")
 
@@ -30,7 +30,7 @@ def service_data() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def served_home(tmp_path_factory: pytest.TempPathFactory, service_data: pd.DataFrame) -> Path:
     """A BentoML home with quick naive + LSTM models served for both regions (no SARIMAX)."""
-    from training.settings import Settings
+    from gridcast.settings import Settings
     from training.train_cli import train_models
 
     home = tmp_path_factory.mktemp("served-bentoml")
@@ -72,7 +72,7 @@ def app():
     ``TestClient`` context runs the lifespan again, i.e. a fresh service instance
     that reads the settings and the store anew.
     """
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRIDCAST_UI_MOUNT", "false")

@@ -18,7 +18,7 @@ from tests.service.conftest import observations
 @pytest.fixture
 def client(served_env, app):
     """A fresh service instance (lifespan start-up) with fresh state and cache per test."""
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     get_settings.cache_clear()
     with TestClient(app, raise_server_exceptions=False) as c:
@@ -194,7 +194,7 @@ def test_bad_bodies_get_4xx_with_reason(client, raw, ctype, status, field):
 
 
 def test_batch_bounds_and_errors_name_the_request(client):
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     n = get_settings().max_batch_requests + 1
     r = client.post("/forecast_batch", json={"requests": [GOOD] * n})
@@ -209,7 +209,7 @@ def test_recent_unknown_region_is_404(client):
 
 
 def test_admin_needs_the_api_key_when_one_is_set(served_env, app, monkeypatch):
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     monkeypatch.setenv("GRIDCAST_API_KEY", "s3cret")
     get_settings.cache_clear()

@@ -67,7 +67,7 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 @pytest.fixture
 def redis_client(served_env, app, private_redis, monkeypatch):
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     monkeypatch.setenv("GRIDCAST_REDIS_URL", private_redis.url)
     monkeypatch.setenv("GRIDCAST_REDIS_RETRY_S", "0.2")

@@ -8,9 +8,9 @@ import pytest
 
 from service.core import ForecastCore, LocalModels, ModelCatalog, ServedModel, history_frame
 from service.schemas import ForecastQuery
-from training.errors import InsufficientDataError, ModelNotFoundError, UserInputError
-from training.models.base import SeasonalNaive
-from training.settings import Settings
+from gridcast.errors import InsufficientDataError, ModelNotFoundError, UserInputError
+from gridcast.models.base import SeasonalNaive
+from gridcast.settings import Settings
 
 
 def observations(frame: pd.DataFrame) -> list[dict]:
@@ -153,7 +153,7 @@ def test_nan_history_is_refused_by_the_schema():
 
 
 def test_state_store_history_is_used_unless_it_is_the_models_own_tail(local, region_history):
-    from service.state import InMemoryStateStore
+    from gridcast.state import InMemoryStateStore
 
     end = region_history.index[-1]
     catalog = ModelCatalog([

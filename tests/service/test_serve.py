@@ -63,7 +63,7 @@ def test_concurrent_lstm_requests_are_batched_and_matched(served_url, served_hom
     assert batches < n, f"{n} concurrent requests were computed in {batches:.0f} batches: some batch had >1"
 
     monkeypatch.setenv("BENTOML_HOME", str(served_home))
-    from training.store import load_forecaster, served_models
+    from gridcast.store import load_forecaster, served_models
 
     (lstm,) = [m for m in served_models() if (m.region, m.alias) == ("region-1", "lstm")]
     model = load_forecaster(lstm.tag)

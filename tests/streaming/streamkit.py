@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import redis
 
-from training.settings import Settings
+from gridcast.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"

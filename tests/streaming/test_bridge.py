@@ -118,7 +118,7 @@ BAD = [
 @pytest.mark.parametrize("bad,reason", BAD, ids=[r for _, r in BAD])
 def test_each_bad_message_kind_is_rejected_with_its_reason(bad, reason):
     from streaming.messages import InvalidMessage, parse_observation
-    from training.settings import Settings
+    from gridcast.settings import Settings
 
     with pytest.raises(InvalidMessage, match=reason.replace("(", r"\(").replace("[", r"\[")):
         parse_observation(bad, settings=Settings(), now_s=pd.Timestamp("2024-03-02", tz="UTC").timestamp())

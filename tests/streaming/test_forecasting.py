@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from streaming.forecasting import InProcessForecaster, Job, NaiveForecaster, make_forecaster
-from training.errors import UserInputError
-from training.models.base import SeasonalNaive
-from training.settings import Settings
+from gridcast.errors import UserInputError
+from gridcast.models.base import SeasonalNaive
+from gridcast.settings import Settings
 
 
 def history(days: int, start: str = "2024-03-01") -> pd.DataFrame:
@@ -54,7 +54,7 @@ async def test_naive_forecaster_fills_a_gap_in_the_state():
 
 @pytest.mark.slow
 async def test_inprocess_uses_the_served_model_and_falls_back_for_unknown_regions(bento_home):
-    from training.store import save_model
+    from gridcast.store import save_model
 
     h = history(21)
     saved = save_model(SeasonalNaive().fit(h), region="north", metadata={"validation": {"mape": 5.0}})

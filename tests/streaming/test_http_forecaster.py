@@ -17,14 +17,14 @@ from tests.streaming.streamkit import observations, produce, wait_for
 
 from tests.support import served_service
 from streaming.bridge import Bridge
-from training.models.base import SeasonalNaive
+from gridcast.models.base import SeasonalNaive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
 def service_url(bento_home, stream, tmp_path):
-    from training.store import save_model
+    from gridcast.store import save_model
 
     idx = pd.date_range("2024-01-01", periods=24 * 14, freq="h", tz="UTC", name="timestamp")
     frame = pd.DataFrame({"load_mw": 500 + 50 * np.sin(np.arange(len(idx)) * 2 * np.pi / 24)}, index=idx)

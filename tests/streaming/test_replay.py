@@ -10,7 +10,7 @@ from tests.streaming.streamkit import consume_all
 
 from training.cli import main
 from training.data.synthetic import generate
-from training.schema import write_table
+from gridcast.schema import write_table
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ async def test_replay_sends_every_row_in_time_order_keyed_by_region(stream, tabl
     s = stream.settings
     for k, v in stream.env.items():
         monkeypatch.setenv(k, v)
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     get_settings.cache_clear()
     try:

@@ -14,9 +14,9 @@ import pytest
 
 from training.backtest import BacktestConfig, future_weather, make_origins, run_backtest, score
 from training.cli import main
-from training.errors import UserInputError
-from training.models.base import SeasonalNaive
-from training.schema import LOAD, REFERENCE, TEMPERATURE, write_table
+from gridcast.errors import UserInputError
+from gridcast.models.base import SeasonalNaive
+from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, write_table
 
 
 def test_day_ahead_issues_at_noon_before_and_scores_the_whole_next_day(region_history):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from training import store
+from gridcast import store
 from training.cli import main
 from training.data.synthetic import generate
-from training.schema import write_table
+from gridcast.schema import write_table
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """UI fixtures: a real ``bentoml serve`` of the gridcast service on quick models.
 
 The UI is a client of the service, so its tests run against the real thing: quick
-models trained by :func:`training.store.ensure_quick_models` into a private
+models trained by :func:`training.train_cli.ensure_quick_models` into a private
 ``BENTOML_HOME``, served by a ``bentoml serve`` subprocess on a free port (with the UI
 mounted at ``/ui``). One service per test session; it is stopped at the end.
 """
@@ -31,8 +31,8 @@ def _clean_env(home: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BentoML home holding the quick demo models ``make run`` would train."""
-    from training.settings import Settings
-    from training.store import ensure_quick_models
+    from gridcast.settings import Settings
+    from training.train_cli import ensure_quick_models
 
     home = tmp_path_factory.mktemp("ui-bentoml")
     with pytest.MonkeyPatch.context() as mp:
@@ -69,7 +69,7 @@ def client(service_url: str):
 
 @pytest.fixture
 def ui_settings():
-    from training.settings import Settings
+    from gridcast.settings import Settings
 
     return Settings()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.errors import UserInputError
+from gridcast.errors import UserInputError
 from ui.app import (
     DEMO_FAULTY,
     UPLOADED,
@@ -27,7 +27,7 @@ from ui.client import ServiceClient, ServiceError, ServiceUnavailable
 
 def _history_csv(path: Path, days: int = 10, *, drop: str | None = None, rename: dict | None = None) -> Path:
     from training.data.synthetic import generate
-    from training.schema import region_frame
+    from gridcast.schema import region_frame
 
     df, _ = generate(days=days, regions=1, seed=3)
     frame = region_frame(df, "region-1")[["load_mw", "temperature_c"]].reset_index()

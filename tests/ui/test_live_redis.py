@@ -18,12 +18,12 @@ from ui.client import ServiceClient
 @pytest.mark.slow
 @pytest.mark.integration
 def test_live_view_shows_the_bridges_latest_forecast(redis_service, ui_settings) -> None:
-    from service.cache import latest_forecast_key, make_cache
-    from training.settings import Settings
+    from gridcast.cache import latest_forecast_key, make_cache
+    from gridcast.settings import Settings
 
-    from service.state import make_state_store
+    from gridcast.state import make_state_store
     from training.data.synthetic import generate
-    from training.schema import region_frame
+    from gridcast.schema import region_frame
 
     url, prefix = redis_service
     client = ServiceClient(url)

@@ -3,14 +3,14 @@
 Each source module turns one API's documented format into pandas objects on a UTC
 index; :mod:`training.collect.store` remembers what was fetched so that only the
 missing ranges are requested again; :mod:`training.collect.pipeline` merges load and
-weather into the canonical table (:mod:`training.schema`) that ``gridcast data
+weather into the canonical table (:mod:`gridcast.schema`) that ``gridcast data
 check`` validates next. All network goes through :class:`~training.collect.http.HttpClient`
 (timeouts, retries with backoff and jitter, a rate limit, clear auth errors).
 """
 
 from __future__ import annotations
 
-from training.errors import GridcastError, UserInputError
+from gridcast.errors import GridcastError, UserInputError
 
 
 class SourceError(GridcastError):

@@ -83,8 +83,8 @@ def _load(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from training.collect.pipeline import parse_time
-    from training.schema import write_table
-    from training.settings import get_settings
+    from gridcast.schema import write_table
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     start, end = parse_time(args.start, name="start"), parse_time(args.end, name="end")
@@ -120,7 +120,7 @@ def _weather_forecast(args: argparse.Namespace) -> int:
 
     from training.collect import openmeteo
     from training.collect.watch import write_forecast_weather
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     points = openmeteo.points_for(args.zone, args.points)
@@ -138,7 +138,7 @@ def _watch(args: argparse.Namespace) -> int:
     import asyncio
 
     from training.collect.watch import KafkaPublisher, Watcher, run_schedule
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     settings = get_settings()
     publisher = KafkaPublisher(settings.kafka_bootstrap, settings.topic_observations)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from training.collect import AuthError, SourceError
-from training.settings import Settings
+from gridcast.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import pandas as pd
 
 from training.collect import SourceError
 from training.collect.http import HttpClient
-from training.errors import UserInputError
-from training.settings import Settings
+from gridcast.errors import UserInputError
+from gridcast.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import pandas as pd
 from training.collect import EmptyRangeError, eia, entsoe, openmeteo
 from training.collect.http import HttpClient
 from training.collect.store import Interval, SeriesStore
-from training.errors import UserInputError
-from training.schema import LOAD, REFERENCE, REGION, TIMESTAMP
-from training.settings import Settings
+from gridcast.errors import UserInputError
+from gridcast.schema import LOAD, REFERENCE, REGION, TIMESTAMP
+from gridcast.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import pandas as pd
 
 from training.collect import EmptyRangeError, openmeteo
 from training.collect.pipeline import Collector
-from training.errors import UserInputError
-from training.schema import REGION, TIMESTAMP
+from gridcast.errors import UserInputError
+from gridcast.schema import REGION, TIMESTAMP
 
 log = logging.getLogger(__name__)
 

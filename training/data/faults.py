@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from training.data.quality import CALENDAR_MIN_TRAIN_DAYS
-from training.schema import LOAD, REFERENCE, REGION, TEMPERATURE, TIMESTAMP, infer_freq, steps_per_day, validate
+from gridcast.schema import LOAD, REFERENCE, REGION, TEMPERATURE, TIMESTAMP, infer_freq, steps_per_day, validate
 
 FAULTS = (
     "duplicates_exact",

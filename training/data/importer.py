@@ -4,7 +4,7 @@ Real files differ in every way that matters to a forecaster: column names, units
 (Kelvin weather files are common), time zones (UTC with ``Z``, local time with
 offsets, or naive local wall time with its clock-change hours), frequency, one
 weather station or several, and duplicate rows. :func:`import_table` maps all of
-that onto :mod:`training.schema` and *reports* every decision it took, so that
+that onto :mod:`gridcast.schema` and *reports* every decision it took, so that
 ``gridcast data check`` and a person can see what happened to the raw data:
 
 * timestamps with an offset (``+01:00``, ``Z``) are converted to UTC; naive ones need
@@ -15,7 +15,7 @@ that onto :mod:`training.schema` and *reports* every decision it took, so that
 * several weather stations (long format with ``station_col``, or several columns in
   wide format) are averaged per timestamp, and each station's range is reported;
 * temperature is converted to °C and a unit that does not fit the values is a
-  :class:`~training.errors.UserInputError` that names the likely unit;
+  :class:`~gridcast.errors.UserInputError` that names the likely unit;
 * ``meta["sources"]`` records which file each column came from (the date repair in
   :mod:`training.data.quality` moves only the columns of a defective file).
 
@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.errors import UserInputError
-from training.schema import (
+from gridcast.errors import UserInputError
+from gridcast.schema import (
     LOAD,
     REFERENCE,
     REGION,

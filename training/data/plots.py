@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from training.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP
+from gridcast.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -5,7 +5,7 @@ previous: a spike can only be measured against neighbouring days once the series
 on a regular grid, and a day can only be compared with its calendar once spikes and
 gaps are out of the way.
 
-1. ``schema`` — columns and dtypes (:func:`training.schema.validate`).
+1. ``schema`` — columns and dtypes (:func:`gridcast.schema.validate`).
 2. ``timezone`` — every timestamp in UTC (naive ones localised with ``meta["timezone"]``).
 3. ``duplicates_exact`` — identical rows: dropped.
 4. ``clock_change`` — a stretch labelled in local wall time instead of UTC: a gap of
@@ -42,7 +42,7 @@ gaps are out of the way.
 
 Example:
     >>> from training.data.synthetic import generate
-    >>> from training.settings import Settings
+    >>> from gridcast.settings import Settings
     >>> df, meta = generate(days=21, seed=3)
     >>> result = check(df, meta, settings=Settings())
     >>> result.usable, result.report["freq"], result.report["checks"]["gaps"]["count"]
@@ -59,9 +59,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.errors import SchemaError
-from training.features import holiday_flags
-from training.schema import (
+from gridcast.errors import SchemaError
+from gridcast.features import holiday_flags
+from gridcast.schema import (
     LOAD,
     REFERENCE,
     REGION,
@@ -71,7 +71,7 @@ from training.schema import (
     steps_per_day,
     validate,
 )
-from training.settings import Settings
+from gridcast.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.features import holiday_flags
-from training.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP, validate
+from gridcast.features import holiday_flags
+from gridcast.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP, validate
 
 #: holidays whose name contains one of these depress load the most (Tết, Christmas)
 MAJOR_HOLIDAY_WORDS = ("lunar new year", "christmas", "tết")

@@ -16,7 +16,7 @@ import pytest
 from training.collect.http import HttpClient, RetryPolicy
 from training.collect.pipeline import Collector
 from training.collect.store import SeriesStore
-from training.settings import Settings
+from gridcast.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "collect"
 #: the pinned "now" of these tests: the fixtures are from the days before it

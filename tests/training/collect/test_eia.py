@@ -12,7 +12,7 @@ import respx
 
 from training.collect import AuthError, SourceError
 from training.collect.eia import Eia, check_ba, parse_page
-from training.errors import UserInputError
+from gridcast.errors import UserInputError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "collect"
 

@@ -10,7 +10,7 @@ import respx
 
 from training.collect import AuthError, SourceError
 from training.collect.entsoe import Entsoe, eic_for, parse_document
-from training.errors import UserInputError
+from gridcast.errors import UserInputError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "collect"
 

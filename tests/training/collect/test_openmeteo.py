@@ -13,7 +13,7 @@ import respx
 
 from training.collect import SourceError
 from training.collect.openmeteo import OpenMeteo, Point, parse_points, parse_response, points_for
-from training.errors import UserInputError
+from gridcast.errors import UserInputError
 
 NOW = pd.Timestamp("2024-04-10T12:00", tz="UTC")  # as in conftest: the fixtures predate it
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "collect"

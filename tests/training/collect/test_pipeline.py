@@ -10,8 +10,8 @@ import pytest
 import respx
 
 from training.cli import main
-from training.errors import UserInputError
-from training.schema import read_table, validate, write_table
+from gridcast.errors import UserInputError
+from gridcast.schema import read_table, validate, write_table
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "collect"
 START = pd.Timestamp("2024-03-30", tz="UTC")
@@ -153,7 +153,7 @@ def test_eia_zone_collect_keeps_the_operator_forecast(collector, settings):
     ],
 )
 def test_cli_user_errors_are_one_line_exit_2(argv, env, message, monkeypatch, tmp_path, capsys):
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     monkeypatch.setenv("GRIDCAST_COLLECT_DIR", str(tmp_path))
     for name, value in env.items():
@@ -169,7 +169,7 @@ def test_cli_user_errors_are_one_line_exit_2(argv, env, message, monkeypatch, tm
 
 
 def test_cli_collect_writes_a_checkable_table(monkeypatch, tmp_path, capsys):
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     monkeypatch.setenv("GRIDCAST_COLLECT_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("EIA_API_KEY", "k")
@@ -191,7 +191,7 @@ def test_cli_collect_writes_a_checkable_table(monkeypatch, tmp_path, capsys):
 
 
 def test_cli_weather_forecast_replaces_only_this_region(monkeypatch, tmp_path):
-    from training.settings import get_settings
+    from gridcast.settings import get_settings
 
     out = tmp_path / "fw.parquet"
     pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=2, freq="1h", tz="UTC"), "region": "PJM",

@@ -14,7 +14,7 @@ import respx
 
 from training.collect import SourceError
 from training.collect.watch import KafkaPublisher, Watcher, run_schedule, to_messages
-from training.errors import UserInputError
+from gridcast.errors import UserInputError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "collect"
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from training.data.synthetic import generate
-from training.settings import Settings
+from gridcast.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 
 from training.cli import main
 from training.data.synthetic import generate
-from training.schema import read_table
+from gridcast.schema import read_table
 
 
 @pytest.fixture

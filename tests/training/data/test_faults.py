@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from training.data.faults import FAULTS, inject_faults
-from training.schema import LOAD, TEMPERATURE, TIMESTAMP, infer_freq
+from gridcast.schema import LOAD, TEMPERATURE, TIMESTAMP, infer_freq
 
 
 def test_records_every_fault_with_a_count(year_hourly):

@@ -15,8 +15,8 @@ import pytest
 
 from training.data.importer import import_table, localize
 from training.data.synthetic import generate
-from training.errors import UserInputError
-from training.schema import infer_freq
+from gridcast.errors import UserInputError
+from gridcast.schema import infer_freq
 
 
 @pytest.fixture(scope="module")

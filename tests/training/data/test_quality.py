@@ -14,9 +14,9 @@ from rich.table import Table
 from training.data.faults import FAULTS, inject_faults
 from training.data.synthetic import generate
 from training.data.quality import CHECKS, check, render_summary
-from training.errors import SchemaError
-from training.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP
-from training.settings import Settings
+from gridcast.errors import SchemaError
+from gridcast.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP
+from gridcast.settings import Settings
 
 #: faults whose count the check must match exactly
 EXACT = FAULTS

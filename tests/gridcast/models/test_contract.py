@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from training.backtest import BacktestConfig, run_backtest
-from training.models.base import Forecaster, future_index, interval_columns, make
-from training.schema import LOAD, WEATHER
+from gridcast.models.base import Forecaster, future_index, interval_columns, make
+from gridcast.schema import LOAD, WEATHER
 
 COUNTRY, TZ = "VN", "Asia/Ho_Chi_Minh"
 TEST_DAYS = 7
@@ -30,7 +30,7 @@ QUICK: dict[str, dict] = {
     },
 }
 ALIASES = ["naive", "sarimax", "ensemble"]
-if importlib.util.find_spec("training.models.lstm") is not None:
+if importlib.util.find_spec("gridcast.models.lstm") is not None:
     ALIASES.insert(2, "lstm")
 #: relative tolerance of "update, then predict" vs "predict from a history with those rows"
 UPDATE_RTOL = {"sarimax": 2e-3, "ensemble": 2e-3}

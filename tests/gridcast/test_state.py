@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.state import (
+from gridcast.state import (
     AsyncRedisStateStore,
     InMemoryStateStore,
     RedisStateStore,
@@ -19,7 +19,7 @@ from service.state import (
     make_state_store,
 )
 from tests import support
-from training.settings import Settings
+from gridcast.settings import Settings
 
 @pytest.fixture(scope="module")
 def redis_up() -> str:
@@ -114,7 +114,7 @@ async def test_async_store_shares_layout_with_sync_store(redis_up):
     sync.add_observations("a", frame("2024-01-01", 5))
     astore = AsyncRedisStateStore(redis_up, prefix=prefix, max_points=48)
     try:
-        from service.state import encode_rows
+        from gridcast.state import encode_rows
 
         res = await astore.add_many({"a": encode_rows(frame("2024-01-01 03:00", 4)), "b": encode_rows(frame("2024-01-01", 2))})
         assert res["a"] == (2, int(pd.Timestamp("2024-01-01 06:00", tz="UTC").timestamp()), 7)

@@ -36,13 +36,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.errors import ModelNotFoundError, UserInputError
+from gridcast.errors import ModelNotFoundError, UserInputError
 
 if TYPE_CHECKING:
     from bentoml._internal.models.model import ModelStore
 
-    from training.models.base import Forecaster
-    from training.settings import Settings
+    from gridcast.models.base import Forecaster
+    from gridcast.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ PREFIX = "gridcast"
 SERVED_NAME = f"{PREFIX}-served"
 #: subdirectory of a model's path holding the forecaster's own files
 FORECASTER_DIR = "forecaster"
-MODULE = "training.store"
+MODULE = "gridcast.store"
 _TAG_MAX = 63
 
 
@@ -280,42 +280,10 @@ def load_forecaster(tag: str) -> Forecaster:
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from training.models.base import Forecaster
+    from gridcast.models.base import Forecaster
 
     try:
         model = bentoml.models.get(tag, _model_store=model_store())
     except NotFound:
         raise ModelNotFoundError(f"model {tag!r} is not in the model store", field="model") from None
     return Forecaster.load(Path(model.path) / FORECASTER_DIR)
-
-
-def ensure_quick_models(settings: Settings) -> None:
-    """Train quick demo models on synthetic data if nothing is served yet.
-
-    Used by ``make run`` / ``make bento`` so a fresh clone has something to serve:
-    two synthetic regions, quick naive (the fallback), SARIMAX and LSTM models.
-    Does nothing when served models exist and load; served models saved in an older
-    layout (:class:`~training.errors.IncompatibleModelError`) are retrained.
-    """
-    from training.errors import IncompatibleModelError
-
-    served = served_models()
-    stale = []
-    for m in served:
-        try:
-            load_forecaster(m.tag)
-        except IncompatibleModelError as exc:
-            stale.append(m.tag)
-            log.warning("%s", exc.detail)
-    if served and not stale:
-        log.info("served models exist; quick training skipped")
-        return
-    if stale:
-        unserve(stale)
-    from training.data.synthetic import generate
-    from training.train_cli import QUICK_DAYS, available_aliases, train_models
-
-    df, meta = generate(days=QUICK_DAYS, regions=2, seed=settings.seed, country=settings.country)
-    aliases = available_aliases(("naive", "sarimax", "lstm"))
-    log.info("no served models: training quick %s on synthetic data", ", ".join(aliases))
-    train_models(df, meta, aliases=aliases, quick=True, settings=settings)

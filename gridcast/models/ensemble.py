@@ -34,9 +34,9 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from training.errors import InsufficientDataError, UserInputError
-from training.models.base import Forecaster, ForecastRequest, check_level, interval_columns, make
-from training.schema import LOAD, WEATHER, infer_freq, steps_per_day
+from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.models.base import Forecaster, ForecastRequest, check_level, interval_columns, make
+from gridcast.schema import LOAD, WEATHER, infer_freq, steps_per_day
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class EnsembleForecaster(Forecaster):
 
     Example:
         >>> from training.data.synthetic import generate
-        >>> from training.schema import region_frame
+        >>> from gridcast.schema import region_frame
         >>> df, _ = generate(days=28, seed=3)
         >>> ens = EnsembleForecaster(members=["naive", "sarimax"], val_days=3,
         ...     member_params={"sarimax": {"window_weeks": 2, "maxiter": 5}})

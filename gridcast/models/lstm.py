@@ -15,8 +15,8 @@ Design, and why:
   training on three years of hourly data within minutes on two CPU cores.
 * **Decoder: one small MLP per lead, shared across leads.** For each target step it
   sees the known-future covariates (calendar and holidays from
-  :func:`training.features.calendar_features`, weather terms from
-  :func:`training.features.weather_features` when a weather forecast is given, with a
+  :func:`gridcast.features.calendar_features`, weather terms from
+  :func:`gridcast.features.weather_features` when a weather forecast is given, with a
   presence flag), the same-hour-yesterday and same-hour-last-week loads as known at
   the origin, the lead, and the encoder's context (shared and per-lead).
 * **Weather robustness.** Training perturbs future temperatures with a seeded error
@@ -28,7 +28,7 @@ Design, and why:
 
 Example:
     >>> from training.data.synthetic import generate
-    >>> from training.schema import region_frame
+    >>> from gridcast.schema import region_frame
     >>> df, _ = generate(days=42, seed=3)
     >>> fc = LSTMForecaster(quick=True, epochs=1, verbose=0).fit(region_frame(df, "region-1")).predict(24)
     >>> list(fc.columns), len(fc)
@@ -47,19 +47,19 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pandas as pd
 
-from training.errors import InsufficientDataError, UserInputError
-from training.features import calendar_features, weather_features
-from training.models.base import (
+from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.features import calendar_features, weather_features
+from gridcast.models.base import (
     ForecastRequest,
     Forecaster,
     check_level,
     future_index,
     interval_columns,
 )
-from training.schema import LOAD, TEMPERATURE, infer_freq, steps_per_day
+from gridcast.schema import LOAD, TEMPERATURE, infer_freq, steps_per_day
 
 if TYPE_CHECKING:
-    from training.settings import Settings
+    from gridcast.settings import Settings
 
 log = logging.getLogger(__name__)
 # TensorFlow's C++ start-up chatter (oneDNN notices, CPU-feature hints) buries the
@@ -139,7 +139,7 @@ class LSTMForecaster(Forecaster):
         settings: Settings | None = None,
     ) -> None:
         if settings is None:
-            from training.settings import Settings
+            from gridcast.settings import Settings
 
             settings = Settings()
         params = {

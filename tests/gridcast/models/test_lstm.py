@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from training.data.synthetic import generate
-from training.errors import InsufficientDataError, UserInputError
-from training.models.base import ForecastRequest, SeasonalNaive
-from training.models.lstm import LSTMForecaster
-from training.schema import LOAD, TEMPERATURE, region_frame
+from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.models.base import ForecastRequest, SeasonalNaive
+from gridcast.models.lstm import LSTMForecaster
+from gridcast.schema import LOAD, TEMPERATURE, region_frame
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_save_load_reproduces_forecasts_in_a_fresh_process(
     script = textwrap.dedent(
         f"""
         import json, pandas as pd
-        from training.models.base import Forecaster
+        from gridcast.models.base import Forecaster
         model = Forecaster.load({str(directory)!r})
         history = pd.read_parquet({str(tmp_path / "history.parquet")!r})
         fc = model.predict(72, history=history)

@@ -9,7 +9,7 @@ import uuid
 import pandas as pd
 import pytest
 
-from service.cache import (
+from gridcast.cache import (
     AsyncRedisForecastCache,
     InMemoryTTLCache,
     RedisForecastCache,
@@ -18,7 +18,7 @@ from service.cache import (
     make_cache,
 )
 from tests import support
-from training.settings import Settings
+from gridcast.settings import Settings
 
 @pytest.fixture(scope="module")
 def redis_up() -> str:

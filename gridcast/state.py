@@ -40,9 +40,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from training.errors import GridcastError
-from training.schema import ALL_COLUMNS, LOAD, REGION, TEMPERATURE, TIMESTAMP
-from training.settings import Settings
+from gridcast.errors import GridcastError
+from gridcast.schema import ALL_COLUMNS, LOAD, REGION, TEMPERATURE, TIMESTAMP
+from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
 

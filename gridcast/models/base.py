@@ -1,7 +1,7 @@
 """The one model contract every gridcast forecaster follows (statsforecast-style).
 
 A forecaster works on one region's frame: a UTC ``DatetimeIndex`` (regular step)
-with ``load_mw`` and, optionally, weather columns (see :mod:`training.schema`).
+with ``load_mw`` and, optionally, weather columns (see :mod:`gridcast.schema`).
 
 * ``fit(history) -> self``; fitted state lives in attributes ending in ``_``.
 * ``predict(horizon, future_covariates=None, level=(80, 95), history=None)`` returns
@@ -28,15 +28,15 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from training.errors import IncompatibleModelError, InsufficientDataError, UserInputError
-from training.schema import LOAD, infer_freq, steps_per_day
+from gridcast.errors import IncompatibleModelError, InsufficientDataError, UserInputError
+from gridcast.schema import LOAD, infer_freq, steps_per_day
 
 #: alias -> "module:Class"; the service and backtests resolve models through this
 REGISTRY: dict[str, str] = {
-    "naive": "training.models.base:SeasonalNaive",
-    "sarimax": "training.models.sarimax:SarimaxForecaster",
-    "lstm": "training.models.lstm:LSTMForecaster",
-    "ensemble": "training.models.ensemble:EnsembleForecaster",
+    "naive": "gridcast.models.base:SeasonalNaive",
+    "sarimax": "gridcast.models.sarimax:SarimaxForecaster",
+    "lstm": "gridcast.models.lstm:LSTMForecaster",
+    "ensemble": "gridcast.models.ensemble:EnsembleForecaster",
 }
 
 META_FILE = "forecaster.json"
@@ -131,6 +131,8 @@ class Forecaster(ABC):
         directory = Path(directory)
         meta = json.loads((directory / META_FILE).read_text())
         module, _, name = meta["class"].partition(":")
+        if module.startswith("training.models."):  # saved before the core moved to gridcast/
+            module = "gridcast.models." + module.removeprefix("training.models.")
         klass = getattr(importlib.import_module(module), name)
         saved = meta.get("format_version", 0)
         if saved != klass.format_version:

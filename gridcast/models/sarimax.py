@@ -6,8 +6,8 @@ The model is ``y_t = x_t·β + u_t`` where ``u_t`` is SARIMA ``(p,0,q)(P,1,Q,s)`
 * **Daily seasonality in the SARIMA part** (``s`` = 24 for hourly data). The weekly
   period (168) would need a state vector of hundreds of elements and blows up memory
   and fit time, so the week, the holidays and the weather go into ``x_t``.
-* ``x_t`` (built by :func:`design_matrix` from :func:`training.features.calendar_features`
-  and :func:`training.features.weather_features`): weekday dummies (a public holiday
+* ``x_t`` (built by :func:`design_matrix` from :func:`gridcast.features.calendar_features`
+  and :func:`gridcast.features.weather_features`): weekday dummies (a public holiday
   counts as a Sunday — an 8-week window rarely holds the holiday itself, so its own
   flag is seldom identified), holiday / eve / day-after flags, the daily Fourier terms of local time (their daily difference is
   non-zero only at clock changes, so they carry the DST shift), the same Fourier terms
@@ -35,7 +35,7 @@ case, uses the last observed day's temperatures as a persistence weather forecas
 
 Example:
     >>> from training.data.synthetic import generate
-    >>> from training.schema import region_frame
+    >>> from gridcast.schema import region_frame
     >>> df, _ = generate(days=21, seed=3)
     >>> m = SarimaxForecaster(window_weeks=2, maxiter=5).fit(region_frame(df, "region-1"))
     >>> fc = m.predict(24, level=(90,))
@@ -54,15 +54,15 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from training.errors import InsufficientDataError, UserInputError
-from training.features import calendar_features, weather_features
-from training.models.base import Forecaster, check_level, future_index, interval_columns
-from training.schema import LOAD, TEMPERATURE, infer_freq, steps_per_day
+from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.features import calendar_features, weather_features
+from gridcast.models.base import Forecaster, check_level, future_index, interval_columns
+from gridcast.schema import LOAD, TEMPERATURE, infer_freq, steps_per_day
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sarimax_state.npz"
-#: weather terms the model uses (from :func:`training.features.weather_features`)
+#: weather terms the model uses (from :func:`gridcast.features.weather_features`)
 WEATHER_TERMS = (TEMPERATURE, "hdd", "cdd")
 _DAILY_FOURIER = {"daily": (1.0, 3)}
 

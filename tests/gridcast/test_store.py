@@ -1,4 +1,4 @@
-"""training.store against a real (isolated) BentoML model store.
+"""gridcast.store against a real (isolated) BentoML model store.
 
 Seasonal-naive forecasters keep these fast; the LSTM goes through the store in
 ``test_train_cli.py``.
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from pathlib import Path
 
-from training import store
-from training.errors import ModelNotFoundError, UserInputError
-from training.models.base import SeasonalNaive
+from gridcast import store
+from gridcast.errors import ModelNotFoundError, UserInputError
+from gridcast.models.base import SeasonalNaive
 
 
 @pytest.fixture
@@ -87,12 +87,12 @@ def test_stale_served_model_is_retrained_by_ensure_quick_models(bento_home, monk
     """A served model saved in an older layout is refused on load and replaced."""
     import json as _json
 
-    from training.errors import IncompatibleModelError
-    from training.models.base import SeasonalNaive
+    from gridcast.errors import IncompatibleModelError
+    from gridcast.models.base import SeasonalNaive
     from training.data.synthetic import generate
-    from training.schema import region_frame
-    from training.settings import Settings
-    from training import store
+    from gridcast.schema import region_frame
+    from gridcast.settings import Settings
+    from gridcast import store
 
     df, _ = generate(days=21, regions=1, seed=3)
     model = SeasonalNaive().fit(region_frame(df, "region-1"))
@@ -108,5 +108,7 @@ def test_stale_served_model_is_retrained_by_ensure_quick_models(bento_home, monk
 
     # skip the minutes of real quick training: what is under test is the store's state
     monkeypatch.setattr("training.train_cli.train_models", lambda *a, **k: [])
-    store.ensure_quick_models(Settings())
+    from training.train_cli import ensure_quick_models
+
+    ensure_quick_models(Settings())
     assert result.tag not in {m.tag for m in store.served_models()}

@@ -34,7 +34,7 @@ from typing import Protocol
 import orjson
 import pandas as pd
 
-from training.settings import Settings
+from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import holidays as holidays_lib
 import numpy as np
 import pandas as pd
 
-from training.schema import LOAD, TEMPERATURE, WEATHER_OPTIONAL
+from gridcast.schema import LOAD, TEMPERATURE, WEATHER_OPTIONAL
 
 #: Fourier orders per cycle (period in days)
 DEFAULT_FOURIER: dict[str, tuple[float, int]] = {

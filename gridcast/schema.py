@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from training.errors import SchemaError, UserInputError
+from gridcast.errors import SchemaError, UserInputError
 
 TIMESTAMP = "timestamp"
 REGION = "region"

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.errors import SchemaError
-from training.features import build_features, calendar_features, origin_features
-from training.schema import infer_freq, read_table, steps_per_day, write_table
+from gridcast.errors import SchemaError
+from gridcast.features import build_features, calendar_features, origin_features
+from gridcast.schema import infer_freq, read_table, steps_per_day, write_table
 
 
 def test_parquet_round_trip_keeps_metadata_and_freq(tmp_path, synthetic):
@@ -27,7 +27,7 @@ def test_freq_inference_ignores_gaps(freq, per_day):
 
 
 def test_missing_column_lists_existing(synthetic):
-    from training.schema import validate
+    from gridcast.schema import validate
 
     with pytest.raises(SchemaError, match="load_mw.*the table has: timestamp, region, temperature_c"):
         validate(synthetic.drop(columns=["load_mw", "humidity_pct"]))

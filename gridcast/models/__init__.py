@@ -1,0 +1,1 @@
+"""Forecast models sharing one contract (:class:`gridcast.models.base.Forecaster`)."""

@@ -1,1 +1,0 @@
-"""Forecast models sharing one contract (:class:`training.models.base.Forecaster`)."""
