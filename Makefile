@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 OUT ?= out
 
-.PHONY: run test install lock system-deps services-up services-down demo-data clean help bento container container-test stack loadtest
+.PHONY: run test install lock upgrade system-deps services-up services-down demo-data clean help bento container container-test stack loadtest
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,11 +28,14 @@ $(STAMP): pyproject.toml $(LOCK)
 
 install: $(STAMP) ## create .venv and install gridcast from requirements/lock.txt (idempotent; fast the second time)
 
-lock: ## re-resolve requirements/lock.txt (dev + test) and requirements/bento.txt (the image) to the newest versions
+lock: ## re-lock after editing pyproject.toml or requirements/bento.in (keeps every version that still fits)
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PY) -m venv $(VENV); $(BIN)/python -m pip install -q uv; }
-	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_TARGET) --generate-hashes --no-header -q --upgrade -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_TARGET) --generate-hashes --no-header -q $(UV_UPGRADE) -o $(LOCK)
 	$(BIN)/uv pip compile requirements/bento.in -c $(LOCK) $(LOCK_TARGET) --no-header --no-annotate -q -o $(BENTO_REQS)
-	@echo "Locked. Run 'make install' to apply, then 'make test'."
+	@echo "Locked: $(LOCK) and $(BENTO_REQS). 'make install' applies them; then 'make test'."
+
+upgrade: ## move every locked package to its newest version (then make install && make test)
+	@$(MAKE) --no-print-directory lock UV_UPGRADE=--upgrade
 
 system-deps: ## Debian packages the tests need (redis-server, chromium, podman, ...), installed when missing
 	@bash scripts/system-deps.sh
