@@ -227,7 +227,9 @@ def test_admin_needs_the_api_key_when_one_is_set(served_env, app, monkeypatch):
 def test_no_cors_headers_by_default(client):
     r = client.options("/forecast", headers={"origin": "http://evil.example", "access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in {k.lower() for k in r.headers}
-    assert json.dumps(r.text)  # an answer, whatever its status
+    # CORS closed: the preflight is not approved (no CORS middleware answers it), and says so
+    assert r.status_code == 405, (r.status_code, r.text)
+    assert not any(k.lower().startswith("access-control-") for k in r.headers), dict(r.headers)
 
 
 @pytest.mark.parametrize(
