@@ -12,7 +12,12 @@ with ``load_mw`` and, optionally, weather columns (see :mod:`gridcast.schema`).
 * ``update(new_observations) -> self`` absorbs new actuals without refitting.
 * ``save(dir)`` / ``load(dir)`` round-trip exactly; ``alias`` names the model.
 * ``predict_batch(requests)`` computes many forecasts at once; the default loops,
-  models that vectorise (the LSTM) override it — adaptive batching relies on it.
+  models that vectorise (the LSTM) override it.
+* ``predict_series(requests)`` is the serving form of the same computation: arrays in
+  (:class:`~gridcast.series.Series`), arrays out (:class:`Forecast`), one entry per
+  request, a request the model cannot answer returned as its error instead of failing
+  the batch. The default goes through ``predict``; the LSTM and the seasonal naive
+  compute it on arrays for the whole batch (the service's hot path).
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from gridcast.errors import IncompatibleModelError, InsufficientDataError, UserInputError
+from gridcast.errors import GridcastError, IncompatibleModelError, InsufficientDataError, UserInputError
 from gridcast.schema import LOAD, infer_freq, steps_per_day
+from gridcast.series import Series
 
 #: alias -> "module:Class"; the service and backtests resolve models through this
 REGISTRY: dict[str, str] = {
@@ -76,6 +82,45 @@ class ForecastRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, eq=False)
+class SeriesRequest:
+    """One forecast to compute from arrays: ``history`` None = after the model's own context."""
+
+    horizon: int
+    level: tuple[int, ...] = (80, 95)
+    history: Series | None = None
+    covariates: Series | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Forecast:
+    """One forecast as arrays: the mean and, per level, the lower and upper bounds."""
+
+    start: int  # epoch seconds of the first forecast step
+    step: int
+    mean: np.ndarray
+    lower: dict[int, np.ndarray]
+    upper: dict[int, np.ndarray]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, level: Sequence[int]) -> Forecast:
+        epochs = pd.DatetimeIndex(frame.index).as_unit("s").asi8
+        step = int(epochs[1] - epochs[0]) if len(epochs) > 1 else 0
+        return cls(int(epochs[0]), step, frame["mean"].to_numpy(float),
+                   {lv: frame[f"lo-{lv}"].to_numpy(float) for lv in level},
+                   {lv: frame[f"hi-{lv}"].to_numpy(float) for lv in level})
+
+    def to_frame(self) -> pd.DataFrame:
+        index = pd.DatetimeIndex(
+            pd.to_datetime(self.start + self.step * np.arange(len(self.mean)), unit="s", utc=True), name="timestamp"
+        ).as_unit("ns")
+        out = pd.DataFrame({"mean": self.mean}, index=index)
+        for lv in sorted(self.lower):
+            out[f"lo-{lv}"] = self.lower[lv]
+            out[f"hi-{lv}"] = self.upper[lv]
+        return out
+
+
 class Forecaster(ABC):
     """Base class: subclasses set ``alias`` and implement the abstract methods."""
 
@@ -101,6 +146,21 @@ class Forecaster(ABC):
 
     @abstractmethod
     def update(self, new_observations: pd.DataFrame) -> Self: ...
+
+    def predict_series(self, requests: Sequence[SeriesRequest]) -> list[Forecast | GridcastError]:
+        """Forecasts for many array requests, in order; a request it cannot answer gets its error."""
+        out: list[Forecast | GridcastError] = []
+        for r in requests:
+            try:
+                frame = self.predict(
+                    r.horizon, r.covariates.to_frame() if r.covariates is not None else None, r.level,
+                    history=r.history.to_frame() if r.history is not None else None,
+                )
+            except GridcastError as exc:
+                out.append(exc)
+                continue
+            out.append(Forecast.from_frame(frame, check_level(r.level)))
+        return out
 
     def predict_batch(self, requests: Sequence[ForecastRequest]) -> dict[str, pd.DataFrame]:
         """Forecasts for many requests, keyed by request id. Vectorising models override."""
@@ -223,29 +283,36 @@ class SeasonalNaive(Forecaster):
         level: Sequence[int] = (80, 95),
         history: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        level = check_level(level)
-        tail = self.tail_ if history is None else history[LOAD].astype(float).iloc[-self.season_length_:]
-        if len(tail) < self.season_length_ or tail.isna().any():
-            # fill holes from one day earlier/later in the window so one missing point
-            # does not kill the fallback
-            tail = tail.ffill().bfill()
-            if len(tail) < self.season_length_ or tail.isna().any():
-                raise InsufficientDataError(
-                    f"seasonal naive needs {self.season_length_} recent steps, got {tail.notna().sum()}"
-                )
-        values = tail.to_numpy()
-        steps = np.arange(horizon)
-        mean = values[steps % self.season_length_]
-        k = steps // self.season_length_ + 1
-        out = pd.DataFrame({"mean": mean}, index=future_index(tail.index[-1], self.freq_, horizon))
-        sigma = self.sigma_ if np.isfinite(self.sigma_) else 0.0
-        from scipy.stats import norm
+        series = Series.from_frame(history[[LOAD]].astype(float)) if history is not None else None
+        (result,) = self.predict_series([SeriesRequest(horizon, tuple(level), series)])
+        if isinstance(result, GridcastError):
+            raise result
+        return result.to_frame()[interval_columns(check_level(level))]
 
-        for lv in sorted(level):
-            z = float(norm.ppf(0.5 + lv / 200))
-            out[f"lo-{lv}"] = mean - z * sigma * np.sqrt(k)
-            out[f"hi-{lv}"] = mean + z * sigma * np.sqrt(k)
-        return out[interval_columns(level)]
+    def predict_series(self, requests: Sequence[SeriesRequest]) -> list[Forecast | GridcastError]:
+        """Numpy only: this is also the fallback of every served model."""
+        out: list[Forecast | GridcastError] = []
+        step = int(pd.Timedelta(self.freq_).total_seconds())
+        own = self.tail_.to_numpy(float)
+        own_end = int(self.tail_.index[-1].value // 10**9)
+        for r in requests:
+            levels = check_level(r.level)
+            if r.history is None:
+                tail, end = own, own_end
+            else:
+                tail, end = r.history.load[-self.season_length_:], r.history.end
+            if len(tail) < self.season_length_ or np.isnan(tail).any():
+                # fill holes from the neighbouring steps so one missing point does not kill the fallback
+                tail = fill_gaps(tail)
+                if len(tail) < self.season_length_ or np.isnan(tail).any():
+                    out.append(InsufficientDataError(
+                        f"seasonal naive needs {self.season_length_} recent steps, "
+                        f"got {int(np.isfinite(tail).sum())}"
+                    ))
+                    continue
+            out.append(naive_arrays(tail, end=end, step=step, horizon=r.horizon, level=levels,
+                                    sigma=self.sigma_ if np.isfinite(self.sigma_) else 0.0))
+        return out
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -265,3 +332,65 @@ class SeasonalNaive(Forecaster):
             index=pd.DatetimeIndex(state["tail_index"]).tz_convert("UTC").as_unit("ns"),
             name=LOAD,
         )
+
+
+# ---- the seasonal-naive arithmetic, shared by the model, the fallback and the bridge ----
+
+_Z: dict[int, float] = {}
+
+
+def z_value(level: int) -> float:
+    """The normal quantile of a central ``level`` % interval (stdlib; cached)."""
+    if level not in _Z:
+        from statistics import NormalDist
+
+        _Z[level] = NormalDist().inv_cdf(0.5 + level / 200)
+    return _Z[level]
+
+
+def fill_gaps(values: np.ndarray) -> np.ndarray:
+    """NaNs filled from the previous value, leading ones from the first value (ffill, then bfill)."""
+    values = np.asarray(values, dtype=float)
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    idx = np.where(~missing, np.arange(len(values)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = values[idx]
+    first = np.flatnonzero(~missing)
+    if len(first):
+        out[: first[0]] = values[first[0]]
+    return out
+
+
+def naive_arrays(tail: np.ndarray, *, end: int, step: int, horizon: int, level: Sequence[int],
+                 sigma: float) -> Forecast:
+    """Repeat the last season (``len(tail)`` steps); intervals ``± z · sigma · sqrt(seasons ahead)``."""
+    season = len(tail)
+    steps = np.arange(horizon)
+    mean = np.asarray(tail, dtype=float)[steps % season]
+    spread = sigma * np.sqrt(steps // season + 1)
+    lower = {lv: mean - z_value(lv) * spread for lv in level}
+    upper = {lv: mean + z_value(lv) * spread for lv in level}
+    return Forecast(end + step, step, mean, lower, upper)
+
+
+def profile_fallback(history: Series, *, horizon: int, level: Sequence[int]) -> Forecast:
+    """The last resort when no model (not even the served naive) can answer: a profile
+    of the request's own recent history — the last week when a week is there, else the
+    last day — with the spread of its own seasonal differences. No fitting.
+
+    Raises:
+        InsufficientDataError: less than one day, or fewer than two values.
+    """
+    per_day = 86400 // history.step
+    y = history.load
+    if len(y) < per_day or np.isfinite(y).sum() < 2:
+        raise InsufficientDataError(
+            f"{len(y)} recent steps; a forecast needs at least {per_day} (one day)", field="history"
+        )
+    y = fill_gaps(y)
+    season = 7 * per_day if len(y) >= 7 * per_day else per_day
+    diffs = y[season:] - y[:-season]
+    sigma = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
+    return naive_arrays(y[-season:], end=history.end, step=history.step, horizon=horizon, level=level, sigma=sigma)

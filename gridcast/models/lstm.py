@@ -48,14 +48,18 @@ import numpy as np
 import pandas as pd
 
 from gridcast.errors import InsufficientDataError, UserInputError
-from gridcast.features import calendar_features, weather_features
+from gridcast.features import COOLING_BASE_C, HEATING_BASE_C, calendar_features
+from gridcast.errors import GridcastError
 from gridcast.models.base import (
+    Forecast,
     ForecastRequest,
     Forecaster,
+    SeriesRequest,
     check_level,
-    future_index,
+    fill_gaps,
     interval_columns,
 )
+from gridcast.series import Series
 from gridcast.schema import LOAD, TEMPERATURE, infer_freq, steps_per_day
 
 if TYPE_CHECKING:
@@ -169,7 +173,14 @@ class LSTMForecaster(Forecaster):
             params["units"] = min(params["units"], units or 32)
             params["batch_size"] = min(batch_size, 32)
         super().__init__(**params)
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
+        """Forget what was derived from the network and context (compiled call, tables)."""
         self._infer = None
+        self._cal_table = None
+        self.__dict__.pop("_ctx", None)
+        self.__dict__.pop("_q_cache", None)
 
     # -- features -------------------------------------------------------------------
     def _calendar(self, index: pd.DatetimeIndex) -> np.ndarray:
@@ -180,13 +191,17 @@ class LSTMForecaster(Forecaster):
         return np.hstack([cal[fourier_cols + list(FLAGS)].to_numpy(np.float32), weekday])
 
     def _weather(self, temps: np.ndarray) -> np.ndarray:
-        """Scaled weather terms for an array of temperatures (°C, NaN = unknown → 0)."""
-        flat = pd.DataFrame({TEMPERATURE: temps.reshape(-1)})
-        terms = weather_features(flat)[list(WEATHER_TERMS)].to_numpy(np.float64)
-        terms[:, 0] = (terms[:, 0] - self.temp_mean_) / self.temp_std_
-        terms[:, 1:] /= 10.0
-        terms = np.nan_to_num(terms, nan=0.0)
-        return terms.reshape(*temps.shape, len(WEATHER_TERMS)).astype(np.float32)
+        """Scaled weather terms for an array of temperatures (°C, NaN = unknown → 0).
+
+        The terms of :func:`gridcast.features.weather_features` (temperature, heating and
+        cooling degrees), computed on the array directly: this runs for every batch.
+        """
+        t = np.asarray(temps, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            terms = np.stack([(t - self.temp_mean_) / self.temp_std_,
+                              np.maximum(0.0, HEATING_BASE_C - t) / 10.0,
+                              np.maximum(0.0, t - COOLING_BASE_C) / 10.0], axis=-1)
+        return np.nan_to_num(terms, nan=0.0).astype(np.float32)
 
     def _lag_periods(self) -> list[int]:
         return [p for p in (self.spd_, 7 * self.spd_) if p <= self.window_]
@@ -376,6 +391,7 @@ class LSTMForecaster(Forecaster):
                             shuffle=True, verbose=p["verbose"])
         self.context_ = frame.iloc[-L:][[c for c in (LOAD, TEMPERATURE) if c in frame]].copy()
         self.feature_spec_ = self._feature_spec()
+        self.__dict__.pop("_ctx", None)
         return self
 
     def _samples(
@@ -454,57 +470,88 @@ class LSTMForecaster(Forecaster):
         return np.concatenate(out).astype(np.float64)
 
     # -- forecasting ------------------------------------------------------------------
-    def _request_arrays(
-        self, horizon: int, history: pd.DataFrame | None, future_covariates: pd.DataFrame | None
-    ) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, pd.DatetimeIndex, np.ndarray]:
-        """One request's arrays; the calendar is left as timestamps (the batch computes it once)."""
-        if not 1 <= horizon <= self.H_:
-            raise UserInputError(f"horizon must be between 1 and {self.H_} steps, got {horizon}", field="horizon")
-        if history is None:
-            ctx = self.context_
+    @property
+    def _step_s(self) -> int:
+        return int(pd.Timedelta(self.freq_).total_seconds())
+
+    def _calendar_rows(self, epochs: np.ndarray) -> np.ndarray:
+        """Calendar rows for epoch seconds on the model's grid, from a table built once.
+
+        The table covers the model's context and the year after it; a request outside
+        that range widens it once (under a lock), so holidays and Fourier terms are
+        computed per process, not per timestamp and request.
+        """
+        step = self._step_s
+        lo, hi = int(epochs.min()), int(epochs.max())
+        table = self._cal_table
+        if table is None or lo < table[0] or hi > table[1]:
+            import threading
+
+            lock = self.__dict__.setdefault("_cal_lock", threading.Lock())
+            with lock:
+                table = self._cal_table
+                if table is None or lo < table[0] or hi > table[1]:
+                    anchor = int(self.context_.index[-1].value // 10**9)
+                    start = min(lo, anchor - 60 * 86400, table[0] if table else lo)
+                    end = max(hi, anchor + 400 * 86400, table[1] if table else hi)
+                    start -= start % step
+                    index = pd.date_range(pd.Timestamp(start, unit="s", tz="UTC"),
+                                          pd.Timestamp(end, unit="s", tz="UTC"), freq=f"{step}s")
+                    table = (start, int(index[-1].value // 10**9), self._calendar(index))
+                    self._cal_table = table
+        return table[2][(epochs - table[0]) // step]
+
+    def _window(self, request: SeriesRequest) -> tuple[int, np.ndarray, np.ndarray]:
+        """The input window of one request: (last epoch, filled load (L,), temperature (L,))."""
+        L, step = self.window_, self._step_s
+        if request.history is None:
+            ctx = self.__dict__.get("_ctx")
+            if ctx is None:
+                window = self.context_.iloc[-L:]
+                temp = window[TEMPERATURE].to_numpy(float) if TEMPERATURE in window else np.full(len(window), np.nan)
+                ctx = self._ctx = (int(window.index[-1].value // 10**9), window[LOAD].to_numpy(float), temp)
+            last, load, temp = ctx
         else:
-            if LOAD not in history:
-                raise UserInputError(f"history needs a {LOAD} column", field="history")
-            ctx = _regular(history, freq=self.freq_)
-            last_obs = ctx[LOAD].last_valid_index()
-            if last_obs is None:
+            hist = request.history
+            if hist.step != step:
+                raise UserInputError(f"history step is {hist.step} s; this model forecasts every {step} s",
+                                     field="history")
+            valid = np.flatnonzero(np.isfinite(hist.load))
+            if not len(valid):
                 raise InsufficientDataError("history has no load values")
-            ctx = ctx.loc[:last_obs]
-        window = ctx.iloc[-self.window_:]
-        if len(window) < self.window_:
+            hist = hist.until(hist.start + int(valid[-1]) * step).tail(L)
+            last, load = hist.end, hist.load
+            temp = hist.get(TEMPERATURE)
+            temp = np.full(len(load), np.nan) if temp is None else temp
+        if len(load) < L:
             raise InsufficientDataError(
-                f"LSTM needs {self.window_} steps of history ({self.params['input_days']} days), got {len(window)}"
+                f"LSTM needs {L} steps of history ({self.params['input_days']} days), got {len(load)}"
             )
-        load = window[LOAD].to_numpy(float)
         if np.isnan(load).mean() > MAX_MISSING_SHARE:
             raise InsufficientDataError(f"more than {MAX_MISSING_SHARE:.0%} of the input window is missing")
-        load = pd.Series(load).ffill().bfill().to_numpy()
-        past_temp = window[TEMPERATURE].to_numpy(float) if TEMPERATURE in window else np.full(self.window_, np.nan)
-        last = window.index[-1]
-        targets = future_index(last, self.freq_, self.H_)
-        block_ends = window.index[self.spd_ - 1 :: self.spd_]
-        if future_covariates is not None and TEMPERATURE in future_covariates:
-            fc = future_covariates[TEMPERATURE]
-            fc.index = pd.DatetimeIndex(fc.index).tz_convert("UTC") if fc.index.tz else fc.index.tz_localize("UTC")
-            fut_temp = fc[~fc.index.duplicated(keep="last")].reindex(targets).to_numpy(float)
-        else:
-            fut_temp = np.full(self.H_, np.nan)
-        return targets, load, past_temp, block_ends.append(targets), fut_temp
+        return last, fill_gaps(load), temp
 
-    def _assemble(
-        self, level: np.ndarray, ratio: np.ndarray, has_weather: bool, targets: pd.DatetimeIndex,
-        horizon: int, levels: tuple[int, ...],
-    ) -> pd.DataFrame:
-        mean = level * (1.0 + ratio[:horizon])
-        out = pd.DataFrame({"mean": mean}, index=targets[:horizon])
-        grid = self.quantiles_["weather" if has_weather else "no_weather"][:horizon]
-        for lv in sorted(levels):
-            alpha = 1 - lv / 100
-            lo_q = _grid_quantile(grid, alpha / 2)
-            hi_q = _grid_quantile(grid, 1 - alpha / 2)
-            out[f"lo-{lv}"] = np.minimum(mean * (1 + lo_q), mean)
-            out[f"hi-{lv}"] = np.maximum(mean * (1 + hi_q), mean)
-        return out[interval_columns(levels)]
+    def _future_temp(self, last: int, covariates: Series | None) -> np.ndarray:
+        """Forecast temperatures on the target steps (NaN where the covariates have none)."""
+        out = np.full(self.H_, np.nan)
+        temp = covariates.get(TEMPERATURE) if covariates is not None else None
+        if temp is None:
+            return out
+        targets = last + self._step_s * np.arange(1, self.H_ + 1, dtype=np.int64)
+        epochs = covariates.epochs()
+        pos = np.searchsorted(epochs, targets)
+        found = (pos < len(epochs)) & (epochs[np.minimum(pos, len(epochs) - 1)] == targets)
+        out[found] = temp[pos[found]]
+        return out
+
+    def _interval_quantiles(self, has_weather: bool, level: int) -> tuple[np.ndarray, np.ndarray]:
+        cache = self.__dict__.setdefault("_q_cache", {})
+        key = (has_weather, level)
+        if key not in cache:
+            grid = self.quantiles_["weather" if has_weather else "no_weather"]
+            alpha = 1 - level / 100
+            cache[key] = (_grid_quantile(grid, alpha / 2), _grid_quantile(grid, 1 - alpha / 2))
+        return cache[key]
 
     def predict(
         self,
@@ -519,37 +566,73 @@ class LSTMForecaster(Forecaster):
         return self.predict_batch([req])["0"]
 
     def predict_batch(self, requests: Sequence[ForecastRequest]) -> dict[str, pd.DataFrame]:
-        """All requests in ONE network call (adaptive batching relies on it).
-
-        The calendar is computed once for the union of all requests' timestamps, the
-        weather terms once for the stacked batch, then one call of the network.
+        """Frame requests through :meth:`predict_series` (one network call for all).
 
         Raises:
             UserInputError: a horizon beyond ``horizon_steps`` or a bad level.
-            InsufficientDataError: a request's history is shorter than the input
-                window (``min_history_steps``); callers check that first and send
-                such requests to the fallback, so one bad request does not fail a batch.
+            InsufficientDataError: a request's history is shorter than the input window.
         """
-        if not requests:
-            return {}
-        prepared = []
-        for r in requests:
-            levels = check_level(r.level)
-            prepared.append((r.id, r.horizon, levels, *self._request_arrays(r.horizon, r.history,
-                                                                             r.future_covariates)))
-        d = self.params["input_days"]
-        stamps = prepared[0][6].append([p[6] for p in prepared[1:]]) if len(prepared) > 1 else prepared[0][6]
-        unique = stamps.unique()
-        calendar = self._calendar(unique)[unique.get_indexer(stamps)].reshape(len(prepared), d + self.H_, -1)
-        load = np.stack([p[4] for p in prepared])
-        past_temp = np.stack([p[5] for p in prepared])
-        fut_temp = np.stack([p[7] for p in prepared])
-        enc, dec, base, level = self._inputs(load, past_temp, calendar[:, :d], calendar[:, d:], fut_temp)
-        ratio = self._run(enc, dec, base)
+        step = self._step_s
+        series = [SeriesRequest(
+            r.horizon, tuple(r.level),
+            Series.from_frame(r.history[[c for c in (LOAD, TEMPERATURE) if c in r.history]], step=step)
+            if r.history is not None else None,
+            Series.from_frame(r.future_covariates[[TEMPERATURE]], step=step)
+            if r.future_covariates is not None and TEMPERATURE in r.future_covariates else None,
+        ) for r in requests]
         out = {}
-        for k, (rid, horizon, levels, targets, *_rest) in enumerate(prepared):
-            has_weather = bool(np.isfinite(fut_temp[k][:horizon]).any())
-            out[rid] = self._assemble(level[k], ratio[k], has_weather, targets, horizon, levels)
+        for r, result in zip(requests, self.predict_series(series), strict=True):
+            if isinstance(result, GridcastError):
+                raise result
+            out[r.id] = result.to_frame()[interval_columns(check_level(r.level))]
+        return out
+
+    def predict_series(self, requests: Sequence[SeriesRequest]) -> list[Forecast | GridcastError]:
+        """All requests in ONE network call; feature preparation is array work on the batch.
+
+        Per request only the input window is sliced; the calendar comes from a table
+        (:meth:`_calendar_rows`), weather terms, lags and intervals are computed on the
+        stacked batch. A request that cannot be answered (bad horizon, short history)
+        gets its error in its place; the others are unaffected.
+        """
+        out: list[Forecast | GridcastError | None] = [None] * len(requests)
+        ok, lasts, loads, temps, futs = [], [], [], [], []
+        for i, r in enumerate(requests):
+            try:
+                if not 1 <= r.horizon <= self.H_:
+                    raise UserInputError(f"horizon must be between 1 and {self.H_} steps, got {r.horizon}",
+                                         field="horizon")
+                check_level(r.level)
+                last, load, temp = self._window(r)
+            except GridcastError as exc:
+                out[i] = exc
+                continue
+            ok.append(i)
+            lasts.append(last)
+            loads.append(load)
+            temps.append(temp)
+            futs.append(self._future_temp(last, r.covariates))
+        if not ok:
+            return out
+        d, spd, H, step = self.params["input_days"], self.spd_, self.H_, self._step_s
+        last = np.asarray(lasts, dtype=np.int64)
+        offsets = np.concatenate([-spd * step * np.arange(d - 1, -1, -1), step * np.arange(1, H + 1)])
+        calendar = self._calendar_rows(last[:, None] + offsets[None, :])
+        fut_temp = np.stack(futs)
+        enc, dec, base, level = self._inputs(np.stack(loads), np.stack(temps), calendar[:, :d], calendar[:, d:],
+                                             fut_temp)
+        mean_all = level[:, None] * (1.0 + self._run(enc, dec, base))
+        for k, i in enumerate(ok):
+            r = requests[i]
+            h = r.horizon
+            mean = mean_all[k, :h]
+            has_weather = bool(np.isfinite(fut_temp[k, :h]).any())
+            lower, upper = {}, {}
+            for lv in r.level:
+                lo_q, hi_q = self._interval_quantiles(has_weather, int(lv))
+                lower[int(lv)] = np.minimum(mean * (1 + lo_q[:h]), mean)
+                upper[int(lv)] = np.maximum(mean * (1 + hi_q[:h]), mean)
+            out[i] = Forecast(int(last[k]) + step, step, mean, lower, upper)
         return out
 
     @property
@@ -566,6 +649,7 @@ class LSTMForecaster(Forecaster):
         ctx = ctx.asfreq(self.freq_)
         last_obs = ctx[LOAD].last_valid_index()
         self.context_ = ctx.loc[:last_obs].iloc[-self.window_:]
+        self.__dict__.pop("_ctx", None)
         return self
 
     # -- persistence --------------------------------------------------------------------
@@ -627,7 +711,7 @@ class LSTMForecaster(Forecaster):
         self.model_ = keras.models.load_model(directory / MODEL_FILE, compile=False)
         with np.load(directory / ARRAYS_FILE) as arrays:
             self.quantiles_ = {k[2:]: arrays[k] for k in arrays.files}
-        self._infer = None
+        self._reset_caches()
 
 
 def _regular(frame: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
