@@ -17,7 +17,13 @@ The model is ``y_t = x_t·β + u_t`` where ``u_t`` is SARIMA ``(p,0,q)(P,1,Q,s)`
   removes slow level changes.
 * **Two-step fit, fast and stable.** Fitting all ~25 coefficients by maximum likelihood
   takes minutes; instead β comes from least squares on the seasonally differenced
-  series (``Δ_s y = Δ_s x·β + Δ_s u``, Δ_s u being a stationary ARMA), then the few
+  series (``Δ_s y = Δ_s x·β + Δ_s u``, Δ_s u being a stationary ARMA) — only for the
+  columns whose difference is non-zero on at least a day of rows
+  (:func:`differenced_beta`: a window that ends hours after a clock change used to
+  give β ≈ ±1e11 and forecasts of ±3·10¹¹ MW) — the daily Fourier β, unless a whole
+  clock-change day identifies them, from the daily shape in levels
+  (:func:`level_shape_beta`, so a forecast across a clock change moves the shape
+  with the clock), then the few
   ARMA parameters are fitted by maximum likelihood on those residuals. The full
   regression-with-SARIMA-errors state-space model is then run with these fixed
   parameters, which gives the filter state for ``update`` and native intervals.
@@ -107,6 +113,65 @@ def design_matrix(
     return pd.DataFrame(out, index=index)
 
 
+def differenced_beta(dx: np.ndarray, dy: np.ndarray, *, scale: np.ndarray,
+                     min_support: int) -> tuple[np.ndarray, np.ndarray]:
+    """β of ``Δ_s y = Δ_s x·β`` by least squares, only for the columns the window identifies.
+
+    A column is identified when its seasonal difference is non-zero on at least
+    ``min_support`` rows (one day of steps). The daily Fourier terms of local time
+    differ from the day before only in the 24 hours after a clock change, the holiday
+    flags only on and after the holiday: a window that ends (or starts) a few hours
+    into such a day holds a handful of such rows. Fitted on them, the six Fourier β
+    are a near-singular solve that came out at ±1e11 — harmless in the window, where
+    they cancel, but multiplied by the non-zero ``Δx`` of the remaining hours of the
+    clock-change day in the forecast, and carried forward by the seasonal difference
+    into every later day: forecasts of ±3·10¹¹ MW for a week after a refit on the day
+    of a clock change. An unidentified column keeps β = 0 here (the daily Fourier
+    terms then take theirs from :func:`level_shape_beta`).
+
+    The solve itself is on unit-norm columns with a relative singular-value cut-off,
+    so exactly collinear columns (temperature and heating degrees while it is always
+    colder than the heating base) share a finite minimum-norm β instead of ±1e6 each.
+
+    Args:
+        dx, dy: differenced design and target (rows with a finite ``dy`` only).
+        scale: per column, the largest absolute value of the undifferenced ``x``
+            (what counts as "non-zero" is relative to it).
+        min_support: rows with a non-zero difference needed to identify a column.
+
+    Returns:
+        β (0 for unidentified columns) and the boolean mask of identified columns.
+    """
+    beta = np.zeros(dx.shape[1])
+    nonzero = np.abs(dx) > 1e-6 * (1.0 + scale)
+    usable = nonzero.sum(axis=0) >= min_support
+    if usable.any():
+        beta[usable] = _lstsq(dx[:, usable], dy)
+    return beta, usable
+
+
+def level_shape_beta(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """β of ``y = c + x·β`` in levels (rows with a finite ``y``): the local-time shape.
+
+    Only used for the daily Fourier terms when the differenced regression cannot
+    identify them (no full clock-change day in the window). In levels they are the
+    average daily shape by local time, which is exactly what moves by an hour in UTC
+    when the clocks change: ``(x_t − x_{t−s})·β`` then shifts the seasonal lag's
+    shape onto the new local time, instead of carrying the old alignment for days.
+    """
+    ok = np.isfinite(y)
+    a = np.column_stack([np.ones(int(ok.sum())), x[ok]])
+    return _lstsq(a, y[ok])[1:]
+
+
+def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares on unit-norm columns with a relative cut-off (finite on collinear columns)."""
+    norm = np.sqrt((a**2).sum(axis=0))
+    norm[norm == 0] = 1.0
+    coef, *_ = np.linalg.lstsq(a / norm, b, rcond=1e-8)
+    return coef / norm
+
+
 class SarimaxForecaster(Forecaster):
     """Regression on calendar + weather with SARIMA(p,0,q)(P,1,Q,steps-per-day) errors.
 
@@ -166,6 +231,13 @@ class SarimaxForecaster(Forecaster):
         if temp.isna().any():
             raise InsufficientDataError("SARIMAX with weather needs temperature values")
         return pd.DataFrame({TEMPERATURE: temp}, index=index)
+
+    def _carriers(self, width: int) -> np.ndarray:
+        """Mask of the plain daily Fourier columns of the design (the clock-change carriers)."""
+        cols = design_matrix(pd.DatetimeIndex([], tz="UTC"), None, country=None, tz=None).columns
+        mask = np.zeros(width, dtype=bool)
+        mask[: len(cols)] = cols.str.startswith(("sin_daily", "cos_daily"))
+        return mask
 
     def _design(self, index: pd.DatetimeIndex, weather: pd.DataFrame | None) -> np.ndarray:
         return design_matrix(index, weather, country=self.country, tz=self.tz).to_numpy()
@@ -238,11 +310,13 @@ class SarimaxForecaster(Forecaster):
         # step 1: β by least squares on the seasonally differenced series
         dy, dx = y[s:] - y[:-s], x[s:] - x[:-s]
         ok = np.isfinite(dy)
-        # a column the difference (nearly) cancels — e.g. daily Fourier terms in a
-        # window without a clock change — is not identified: its β stays 0
-        usable = dx[ok].std(axis=0) > 1e-6 * (1.0 + np.abs(x).max(axis=0))
-        beta = np.zeros(x.shape[1])
-        beta[usable], *_ = np.linalg.lstsq(dx[ok][:, usable], dy[ok], rcond=None)
+        beta, identified = differenced_beta(dx[ok], dy[ok], scale=np.abs(x).max(axis=0), min_support=s)
+        # the daily Fourier terms carry the clock change: without one in the window
+        # (or with only a few hours of it) their β comes from the local-time daily
+        # shape in levels, so a forecast across a clock change shifts that shape
+        carriers = self._carriers(x.shape[1]) & ~identified
+        if carriers.any():
+            beta[carriers] = level_shape_beta(y, x)[carriers]
         resid = dy - dx @ beta  # NaN where load is missing: the filter skips those
 
         # step 2: the ARMA(p,q)(P,Q)_s error model by maximum likelihood on the residuals
