@@ -12,6 +12,11 @@ service) and the async one (the bridge) through the same Lua script and serialis
   (canonical columns except ``region``/``timestamp``; missing values left out).
 * ``P:idx:{region}``  sorted set, member = epoch seconds, score = epoch seconds (order).
 * ``P:regions``       set of region names.
+* ``P:applied:{topic}`` hash, field = partition, value = the next Kafka offset whose
+  observations are in this Redis (written by the bridge in the same pipeline as the
+  rows, never moved back). Redis is only a cache of the observations topic: a marker
+  missing or behind the consumer group's position means Redis lost rows, and the
+  bridge restores them from Kafka (``streaming/bridge.py``).
 
 Each region keeps at most ``settings.state_max_points`` rows: the script trims the
 oldest, and ignores a replayed row older than everything kept (it was trimmed on
@@ -90,6 +95,19 @@ local m = redis.call('ZRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
 local d = {}
 if #m > 0 then d = redis.call('HMGET', KEYS[1], unpack(m)) end
 return {held, m, d}
+"""
+
+
+#: KEYS = [applied hash]; ARGV = [partition1, offset1, ...]; raises each marker to its offset
+#: (never lowers it: two bridges around a rebalance may finish out of order).
+_MARK_SCRIPT = """
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not cur) or tonumber(cur) < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
 """
 
 
@@ -235,6 +253,9 @@ class RedisKeys:
     def regions(self) -> str:
         return f"{self.prefix}:regions"
 
+    def applied(self, topic: str) -> str:
+        return f"{self.prefix}:applied:{topic}"
+
 
 def _decode_str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -325,6 +346,7 @@ class AsyncRedisStateStore:
         self.max_points = max_points
         self._add = self.client.register_script(_ADD_SCRIPT)
         self._tail = self.client.register_script(_TAIL_SCRIPT)
+        self._mark = self.client.register_script(_MARK_SCRIPT)
 
     async def add_many(self, rows_by_region: Mapping[str, list[tuple[int, str]]]) -> dict[str, tuple[int, int | None, int]]:
         """Add the rows of many regions in ONE pipelined round trip.
@@ -349,6 +371,65 @@ class AsyncRedisStateStore:
             r: (int(new), None if int(last) < 0 else int(last), int(held))
             for r, (new, last, held) in zip(regions, results, strict=True)
         }
+
+    async def add_many_applied(
+        self, rows_by_region: Mapping[str, list[tuple[int, str]]], topic: str, applied: Mapping[int, int]
+    ) -> tuple[dict[str, tuple[int, int | None, int]], dict[int, int | None]]:
+        """:meth:`add_many` plus the per-partition "applied up to" markers, in ONE round trip.
+
+        The pipeline reads the markers of ``applied``'s partitions, writes the rows, then
+        raises each marker to its offset (the next offset after the batch). Redis runs
+        the commands in order, so a marker is never ahead of the rows it stands for.
+
+        Returns:
+            ``(written, before)``: what :meth:`add_many` returns, and each partition's
+            marker before this write (None = missing: a new partition, or Redis lost it).
+        """
+        regions = [r for r, rows in rows_by_region.items() if rows]
+        parts = sorted(applied)
+        if not regions and not parts:
+            return {}, {}
+        key = self.keys.applied(topic)
+        async with self.client.pipeline(transaction=False) as pipe:
+            if parts:
+                pipe.hmget(key, [str(p) for p in parts])
+            for region in regions:
+                await self._add(
+                    keys=[self.keys.obs(region), self.keys.index(region), self.keys.regions],
+                    args=_script_args(region, self.max_points, rows_by_region[region]),
+                    client=pipe,
+                )
+            if parts:
+                args: list[Any] = []
+                for p in parts:
+                    args += [p, int(applied[p])]
+                await self._mark(keys=[key], args=args, client=pipe)
+            results = await pipe.execute()
+        before: dict[int, int | None] = {}
+        if parts:
+            before = {p: None if v is None else int(v) for p, v in zip(parts, results[0], strict=True)}
+            results = results[1:-1]
+        written = {
+            r: (int(new), None if int(last) < 0 else int(last), int(held))
+            for r, (new, last, held) in zip(regions, results, strict=True)
+        }
+        return written, before
+
+    async def applied(self, topic: str, partitions: Iterable[int]) -> dict[int, int | None]:
+        """The "applied up to" marker of each partition (None = missing)."""
+        parts = list(partitions)
+        if not parts:
+            return {}
+        values = await self.client.hmget(self.keys.applied(topic), [str(p) for p in parts])
+        return {p: None if v is None else int(v) for p, v in zip(parts, values, strict=True)}
+
+    async def mark_applied(self, topic: str, applied: Mapping[int, int]) -> None:
+        """Raise the markers of ``applied``'s partitions to their offsets (never lowers one)."""
+        if applied:
+            args: list[Any] = []
+            for p, off in sorted(applied.items()):
+                args += [p, int(off)]
+            await self._mark(keys=[self.keys.applied(topic)], args=args)
 
     async def tails(self, regions: Iterable[str], n: int) -> dict[str, tuple[list[int], list[str | None], int]]:
         """The newest ``n`` rows of many regions, each read atomically with its row count.

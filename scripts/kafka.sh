@@ -89,7 +89,9 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 # one node, many short-lived test groups: no reason to wait before the first rebalance
 group.initial.rebalance.delay.ms=0
-log.retention.hours=24
+# the observations topic is the state's log: keep more than the history window (state_max_points
+# steps = 10 weeks by default) + max_future_s; the bridge also sets retention.ms on the topic it creates
+log.retention.hours=1900
 PROPS
   cat > "$DIR/log4j2.properties" <<LOG
 status = warn

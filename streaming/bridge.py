@@ -25,6 +25,18 @@ already stale when it is written. An unexpected error stops the bridge loudly
 On SIGTERM the loop finishes the batch in flight, commits, leaves the group (its
 partitions move to the other bridges at once) and stops. The rebalance listener
 waits for the batch in flight before partitions are revoked.
+
+Kafka is the log, Redis a rebuildable cache of it. With every batch the bridge
+raises a per-partition marker in Redis (``P:applied:{topic}``: the next offset whose
+observations Redis holds), in the same pipeline as the rows. When the marker is
+missing or behind where the group stands (Redis restarted empty, flushed, replaced
+by an older copy) — checked on every assignment and on every batch — the bridge
+first restores the partition's history window from the observations topic: a
+short-lived consumer without a group seeks to the offset of (newest observation −
+history window − ``max_future_s``) found with ``offsets_for_times`` and re-applies
+every observation up to the group's position through the same idempotent write.
+Only then does it forecast. The observations topic is created with a retention
+(``retention.ms``) that covers the window with margin (:func:`retention_ms`).
 """
 
 from __future__ import annotations
@@ -68,6 +80,20 @@ def _json_default(obj: Any) -> Any:
     import numpy as np
 
     return obj.item() if isinstance(obj, np.generic) else str(obj)
+
+
+#: margin on top of the history window in the observations topic's retention
+RETENTION_MARGIN_S = 7 * 86400
+
+
+def window_s(settings: Settings) -> int:
+    """The history window the state keeps per region, in seconds of data time."""
+    return settings.state_max_points * settings.stream_step_s
+
+
+def retention_ms(settings: Settings) -> int:
+    """``retention.ms`` of the observations topic: the window, the future allowance, a week of margin."""
+    return (window_s(settings) + settings.max_future_s + RETENTION_MARGIN_S) * 1000
 
 
 class _Stopping(Exception):
@@ -159,6 +185,8 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.bridge.assigned = set(assigned)
         self.bridge._windows.clear()
+        # checked by the loop before the next batch: is Redis behind on these partitions?
+        self.bridge._to_check = {tp for tp in assigned if tp.topic == self.bridge.settings.topic_observations}
         logger.info("bridge: partitions assigned: %s", _fmt_tps(assigned))
 
 
@@ -200,6 +228,10 @@ class Bridge:
         self.state: AsyncRedisStateStore | None = None
         self.cache: AsyncRedisForecastCache | None = None
         self.producer: AIOKafkaProducer | None = None
+        self._to_check: set[TopicPartition] = set()
+        #: restores done and observations re-applied from Kafka (tests, logs)
+        self.restores = 0
+        self.restored_messages = 0
 
     # ---- life cycle ----------------------------------------------------------------
     def stop(self) -> None:
@@ -259,6 +291,9 @@ class Bridge:
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         periodic = PeriodicLog(self.metrics, self.settings.stream_metrics_every_s)
         while not self._stopping.is_set():
+            if self._to_check:
+                async with self._inflight:
+                    await self._retrying("restore check", lambda: self._check_assigned(consumer))
             batch = await consumer.getmany(
                 timeout_ms=self.settings.stream_poll_ms, max_records=self.settings.stream_max_records
             )
@@ -350,11 +385,108 @@ class Bridge:
             existing = set(await admin.list_topics())
             missing = [t for t in wanted if t not in existing]
             if missing:
-                # replication factor 1: the project's broker is a single node (scripts/kafka.sh)
-                await admin.create_topics([NewTopic(t, s.topic_partitions, 1) for t in missing])
+                # replication factor 1: the project's broker is a single node (scripts/kafka.sh).
+                # The observations topic is the state's log: it keeps at least the history window.
+                await admin.create_topics([
+                    NewTopic(t, s.topic_partitions, 1, topic_configs=(
+                        {"retention.ms": str(retention_ms(s))} if t == s.topic_observations else {}))
+                    for t in missing
+                ])
                 logger.info("bridge: created topics %s with %d partitions", ", ".join(missing), s.topic_partitions)
         finally:
             await admin.close()
+
+    # ---- restore from the log ------------------------------------------------------------
+    async def _check_assigned(self, consumer: AIOKafkaConsumer) -> None:
+        """After an assignment: restore the partitions whose Redis marker is behind the group's offset."""
+        tps = sorted(self._to_check & consumer.assignment(), key=lambda tp: tp.partition)
+        committed = {tp: await consumer.committed(tp) for tp in tps}
+        have = await self.state.applied(self.settings.topic_observations, [tp.partition for tp in tps])
+        behind = {tp: off for tp, off in committed.items()
+                  if off and (have.get(tp.partition) is None or have[tp.partition] < off)}
+        if behind:
+            await self._restore(behind)
+            await self.state.mark_applied(self.settings.topic_observations,
+                                          {tp.partition: off for tp, off in behind.items()})
+        self._to_check.clear()
+
+    async def _restore(self, upto: Mapping[TopicPartition, int]) -> None:
+        """Re-apply each partition's history window, up to (not including) its offset, from Kafka.
+
+        Where to start: the newest observation before ``upto`` gives the data time the
+        window ends at; ``offsets_for_times(newest - window - max_future_s)`` the first
+        offset that may hold a row of it (a message is produced at the earliest
+        ``max_future_s`` before its timestamp, or it is dead-lettered). Partitions whose
+        log starts later (retention) start at their beginning. A missing or invalid
+        newest observation means "read the whole retained log".
+        """
+        s = self.settings
+        self._windows.clear()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+            max_partition_fetch_bytes=4 * 1024 * 1024, request_timeout_ms=30_000,
+        )
+        await consumer.start()
+        try:
+            tps = sorted(upto, key=lambda tp: tp.partition)
+            consumer.assign(tps)
+            begin = await consumer.beginning_offsets(tps)
+            wanted = {tp: upto[tp] for tp in tps if upto[tp] > begin[tp]}
+            if not wanted:
+                return
+            starts: dict[TopicPartition, int] = {}
+            for tp, end in wanted.items():
+                newest = await self._epoch_at(consumer, tp, end - 1)
+                starts[tp] = begin[tp]
+                if newest is not None:
+                    target_ms = max(0, (newest - window_s(s) - s.max_future_s) * 1000)
+                    found = (await consumer.offsets_for_times({tp: target_ms}))[tp]
+                    starts[tp] = max(begin[tp], found.offset if found is not None else end)
+            total = 0
+            for tp, end in wanted.items():
+                total += await self._reapply(consumer, tp, starts[tp], end)
+            self.restores += 1
+            self.restored_messages += total
+            logger.warning("bridge: Redis was behind Kafka; restored %d observations of %s", total,
+                           ", ".join(f"{tp.topic}[{tp.partition}]@{starts[tp]}..{end}" for tp, end in wanted.items()))
+        finally:
+            await consumer.stop()
+
+    async def _epoch_at(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> int | None:
+        """The data timestamp of the observation at ``offset`` (None if it is invalid or gone)."""
+        consumer.seek(tp, offset)
+        batch = await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
+        for msg in batch.get(tp, []):
+            try:
+                return parse_observation(msg.value, settings=self.settings, now_s=self.clock()).epoch
+            except InvalidMessage:
+                return None
+        return None
+
+    async def _reapply(self, consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int) -> int:
+        """Write the valid observations of ``tp`` in ``[start, end)`` again (idempotent, trimmed)."""
+        consumer.seek(tp, start)
+        n = 0
+        position = start
+        while position < end:
+            batch = await consumer.getmany(tp, timeout_ms=10_000, max_records=self.settings.stream_max_records)
+            msgs = [m for m in batch.get(tp, []) if m.offset < end]
+            if not batch.get(tp):
+                if await consumer.position(tp) >= end:
+                    break  # only control records were left
+                raise KafkaError(f"restore of {tp.topic}[{tp.partition}] stalled at offset {position}")
+            rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
+            now = self.clock()
+            for msg in msgs:
+                try:
+                    obs = parse_observation(msg.value, settings=self.settings, now_s=now)
+                except InvalidMessage:
+                    continue  # dead-lettered when it was first consumed
+                rows[obs.region].append((obs.epoch, obs.doc))
+            await self.state.add_many(rows)
+            n += len(msgs)
+            position = await consumer.position(tp)
+        return n
 
     # ---- one batch -------------------------------------------------------------------
     async def _handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
@@ -384,7 +516,13 @@ class Bridge:
                     dead.append((msg, exc))
 
         await self._dead_letter(dead)
-        written = await self.state.add_many(rows)
+        obs_tps = {tp: msgs for tp, msgs in batch.items() if tp.topic == s.topic_observations and msgs}
+        written, before = await self.state.add_many_applied(
+            rows, s.topic_observations, {tp.partition: msgs[-1].offset + 1 for tp, msgs in obs_tps.items()})
+        behind = {tp: msgs[0].offset for tp, msgs in obs_tps.items() if msgs[0].offset > 0
+                  and (before.get(tp.partition) is None or before[tp.partition] < msgs[0].offset)}
+        if behind:
+            await self._restore(behind)  # before any forecast: Redis must hold the window again
         self._windows.apply(rows, written)
         due = [r for r, (_, last, _) in written.items() if last is not None and last > self._origin.get(r, -1)]
         jobs = [Job(region=r, horizon=s.stream_horizon, level=tuple(s.levels), model=s.stream_model) for r in due]

@@ -87,8 +87,13 @@ def observations(regions: Iterable[str], hours: int, start: str = "2024-03-01") 
     return docs
 
 
-async def produce(bootstrap: str, topic: str, docs: Iterable[dict | bytes], *, key_field: str = "region") -> None:
-    """Send documents (dicts as JSON, bytes as they are) and wait for every acknowledgement."""
+async def produce(bootstrap: str, topic: str, docs: Iterable[dict | bytes], *, key_field: str = "region",
+                  live: bool = False) -> None:
+    """Send documents (dicts as JSON, bytes as they are) and wait for every acknowledgement.
+
+    ``live``: each message's Kafka timestamp is its observation's own timestamp, as a
+    producer sending measurements as they happen would stamp them.
+    """
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
@@ -100,7 +105,8 @@ async def produce(bootstrap: str, topic: str, docs: Iterable[dict | bytes], *, k
                 value, key = doc, b"raw"
             else:
                 value, key = json.dumps(doc).encode(), str(doc.get(key_field, "none")).encode()
-            futures.append(await producer.send(topic, value=value, key=key))
+            ts = int(pd.Timestamp(doc["timestamp"]).timestamp() * 1000) if live and isinstance(doc, dict) else None
+            futures.append(await producer.send(topic, value=value, key=key, timestamp_ms=ts))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
