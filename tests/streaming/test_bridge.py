@@ -27,40 +27,94 @@ async def stop(bridge: Bridge, task: asyncio.Task) -> None:
     await asyncio.wait_for(task, timeout=60)
 
 
-async def test_a_day_of_observations_gives_each_region_a_forecast_and_requests_get_answers(stream):
-    s = stream.settings
+@pytest.fixture(scope="module")
+def served_lstm(tmp_path_factory) -> tuple[str, pd.DataFrame, str]:
+    """A served LSTM for one synthetic region in a private BentoML home: (home, table, region).
+
+    Trained for two epochs: the test needs the production model path, not a good model.
+    """
+    import os
+
+    from gridcast.settings import Settings
+    from training.data.synthetic import generate
+    from training.train_cli import train_models
+
+    home = tmp_path_factory.mktemp("bentoml")
+    df, meta = generate(days=40, regions=1, seed=7)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENTOML_HOME", str(home))
+        for name in [n for n in os.environ if n.startswith("GRIDCAST_")]:
+            mp.delenv(name)
+        outcomes = train_models(df, meta, aliases=["lstm"], quick=True, settings=Settings(lstm_epochs=2))
+    assert outcomes, "no LSTM trained"
+    return str(home), df, str(df["region"].iloc[0])
+
+
+def stream_docs(table: pd.DataFrame, region: str, hours: int) -> list[dict]:
+    """The table's last ``hours`` rows of ``region`` as observation messages (what replay sends)."""
+    from streaming.replay import messages
+
+    rows = table[table["region"] == region].sort_values("timestamp").tail(hours)
+    return [json.loads(value) for _, _, value in messages(rows)]
+
+
+@pytest.mark.parametrize("via", ["naive", "inprocess"])
+async def test_observations_give_each_region_one_forecast_per_point_and_requests_get_answers(
+    stream, via, request, monkeypatch
+):
+    hours = 24 * 8  # the LSTM's look-back (7 days) and more
     regions = ["north", "south", "east"]
-    docs = observations(regions, hours=24)
+    docs = observations(regions, hours=hours)
+    served = None
+    if via == "inprocess":
+        home, table, served = request.getfixturevalue("served_lstm")
+        monkeypatch.setenv("BENTOML_HOME", home)
+        regions = [served, "south", "east"]  # one region with a served LSTM, two falling back
+        docs = [d for d in docs if d["region"] != "north"] + stream_docs(table, served, hours)
+        docs.sort(key=lambda d: d["timestamp"])
+    s = stream.settings.model_copy(update={"forecast_via": via, "stream_model": "lstm" if served else "best"})
     bridge = Bridge(s)
     task = await start(bridge)
+    last = {r: pd.Timestamp(max(d["timestamp"] for d in docs if d["region"] == r)) for r in regions}
     try:
         await produce(s.kafka_bootstrap, s.topic_observations, docs)
-        await wait_for(lambda: all(stream.latest(r) for r in regions), what="a latest forecast per region")
+        await wait_for(lambda: all(stream.latest(r) and pd.Timestamp(stream.latest(r)["origin"]) == last[r]
+                                   for r in regions), timeout_s=120, what="a forecast from the last point per region")
         await produce(s.kafka_bootstrap, s.topic_requests,
-                      [{"request_id": "req-1", "region": "south", "model": "best", "horizon": 6, "level": [80]}])
-        answers = await consume_all(
-            s.kafka_bootstrap, s.topic_forecasts,
-            until=lambda ms: any(json.loads(m.value).get("request_id") == "req-1" for m in ms),
+                      [{"request_id": f"req-{i}", "region": regions[i % 3], "model": "best", "horizon": 6,
+                        "level": [80]} for i in range(5)])
+        await wait_for(lambda: bridge.metrics.counts["requests_answered"] == 5, what="the requests answered")
+        answers = await consume_all(  # everything published so far: the answers and every stream forecast
+            s.kafka_bootstrap, s.topic_forecasts, timeout_s=120,
+            until=lambda ms: {json.loads(m.value).get("request_id") for m in ms} >= {f"req-{i}" for i in range(5)}
+            and sum(json.loads(m.value)["request_id"] is None for m in ms) >= bridge.metrics.counts["forecasts"],
         )
     finally:
         await stop(bridge, task)
 
-    last = pd.Timestamp(docs[-1]["timestamp"])
     for region in regions:
-        assert stream.count(region) == 24
+        assert stream.count(region) == hours
         latest = stream.latest(region)
-        assert pd.Timestamp(latest["origin"]) == last
+        assert pd.Timestamp(latest["origin"]) == last[region]
         assert len(latest["points"]) == s.stream_horizon
-        assert pd.Timestamp(latest["points"][0]["timestamp"]) == last + pd.Timedelta("1h")
+        assert pd.Timestamp(latest["points"][0]["timestamp"]) == last[region] + pd.Timedelta("1h")
         assert latest["level"] == [80, 95] and latest["points"][0]["lower"] <= latest["points"][0]["mean"]
+    if served:  # the production path: the served LSTM answers its region, the others fall back
+        assert stream.latest(served)["model"] == "lstm" and not stream.latest(served)["fallback"]
+        assert all(stream.latest(r)["fallback"] for r in regions if r != served)
     published = [json.loads(m.value) for m in answers]
-    stream_fc = [p for p in published if p["request_id"] is None]
-    assert {p["region"] for p in stream_fc} == set(regions)
     assert all(m.key.decode() == json.loads(m.value)["region"] for m in answers)
-    (answer,) = [p for p in published if p["request_id"] == "req-1"]
-    assert answer["region"] == "south" and len(answer["points"]) == 6 and answer["level"] == [80]
+    # no duplicates on the topic: one stream forecast per (region, origin), one answer per request
+    stream_fc = [(p["region"], p["origin"]) for p in published if p["request_id"] is None]
+    assert len(stream_fc) == len(set(stream_fc)), "a stream forecast was published twice"
+    assert {r for r, _ in stream_fc} == set(regions)
+    assert len(stream_fc) == bridge.metrics.counts["forecasts"]
+    ids = [p["request_id"] for p in published if p["request_id"] is not None]
+    assert sorted(ids) == [f"req-{i}" for i in range(5)], "a request unanswered or answered twice"
+    answer = next(p for p in published if p["request_id"] == "req-1")
+    assert answer["region"] == regions[1] and len(answer["points"]) == 6 and answer["level"] == [80]
     snap = bridge.metrics.snapshot()
-    assert snap["processed"] == 24 * 3 + 1 and snap["dead_lettered"] == 0 and snap["lag"] == 0
+    assert snap["processed"] == len(docs) + 5 and snap["dead_lettered"] == 0 and snap["lag"] == 0
 
 
 async def test_replayed_messages_change_nothing_and_metrics_are_exported(stream):
