@@ -26,7 +26,15 @@ days where room allows, away from the first and last week.
                             (every pair of the first calendar year; none in tables
                             shorter than 180 days)
 ``bounds``                  values outside physical bounds (negative load, 75 °C)
+``date_shift``              (opt-in) a block of days whose load belongs ``k`` days
+                            away (``dates``, ``offset_days``; ``lost_dates``: the
+                            days whose own load the faulty file no longer holds)
+``date_swap``               (opt-in) two blocks of days exchanged (``dates``,
+                            ``offset_days``)
 ==========================  ====================================================
+
+The two opt-in calendar faults are not in the default set (:data:`FAULTS`, what
+``data sample --faults`` injects) but in :data:`ALL_FAULTS`; ask for them by name.
 
 Example:
     >>> from training.data.synthetic import generate
@@ -59,6 +67,9 @@ FAULTS = (
     "date_transposition",
     "bounds",
 )
+#: calendar faults injected only when asked for by name
+CALENDAR_FAULTS = ("date_shift", "date_swap")
+ALL_FAULTS = FAULTS + CALENDAR_FAULTS
 #: how many of each point fault
 N_EXACT, N_CONFLICTING, N_SINGLE_GAPS, N_SPIKES = 5, 4, 3, 4
 LONG_GAP_STEPS = 8
@@ -81,6 +92,11 @@ def inject_faults(
     freq: str | None = None,
     kinds: tuple[str, ...] | list[str] | None = None,
     transposition_days: int | None = None,
+    moved_columns: list[str] | tuple[str, ...] | None = None,
+    shift_days: int = 1,
+    shift_block_days: int = 30,
+    swap_offset_days: int | None = None,
+    swap_block_days: int = 7,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Return a faulty copy of a clean canonical table and what was injected.
 
@@ -91,11 +107,19 @@ def inject_faults(
             date transposition moves only the load file's columns).
         seed: random seed for positions and factors.
         freq: the table's step; inferred when not given.
-        kinds: which faults (names in :data:`FAULTS`); all by default.
+        kinds: which faults (names in :data:`ALL_FAULTS`); :data:`FAULTS` by default.
         transposition_days: None (default) swaps every day/month pair of the table's
             first calendar year — like the real defect, a file whose ``dd.mm`` dates
             were read ``mm.dd``; a number swaps only the pairs whose both dates fall in
             that many first days (a partial, non-systematic defect).
+        moved_columns: the columns the calendar faults move (default: the load file's,
+            from ``meta["sources"]``) — e.g. only ``load_mw`` while the metadata says
+            the temperature came from the same file, as when one column of a file was
+            re-dated by hand.
+        shift_days / shift_block_days: ``date_shift``: the block's offset ``k`` (its
+            labelled day ``d`` holds the load of ``d + k``) and length.
+        swap_offset_days / swap_block_days: ``date_swap``: how far apart the two blocks
+            start (default: seeded, 10..30 days, not whole weeks) and their length.
 
     Returns:
         The faulty table (canonical columns; rows sorted by region and timestamp, file
@@ -105,9 +129,9 @@ def inject_faults(
         ValueError: an unknown fault name.
     """
     kinds = tuple(FAULTS if kinds is None else kinds)
-    unknown = sorted(set(kinds) - set(FAULTS))
+    unknown = sorted(set(kinds) - set(ALL_FAULTS))
     if unknown:
-        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(ALL_FAULTS)}")
     meta = dict(meta or {})
     df = validate(df)
     freq = freq or meta.get("freq") or infer_freq(df[TIMESTAMP])
@@ -126,11 +150,11 @@ def inject_faults(
     day_start = _day_starts(dates, spd)
     slots = _slots(day_start, rng)
 
-    # -- date transposition first: it moves whole days of the load file's columns
+    # -- calendar faults first: they move whole days of the load file's columns
     sources = dict(meta.get("sources") or {})
-    if "date_transposition" in kinds:
+    if any(k in kinds for k in ("date_transposition", *CALENDAR_FAULTS)):
         moved = [c for c in part.columns if c in LOAD_FILE_COLUMNS]
-        if sources and len(set(sources.values())) == 1:
+        if sources and len(set(sources.values())) == 1 and moved_columns is None:
             # one synthetic source: say the load columns came from a load file and the
             # weather from a correctly labelled weather file, as in the real defect
             base = next(iter(sources.values()))
@@ -138,7 +162,16 @@ def inject_faults(
             meta["sources"] = sources
         elif sources.get(LOAD):
             moved = [c for c in part.columns if sources.get(c) == sources[LOAD]]
+        if moved_columns is not None:
+            moved = [c for c in part.columns if c in moved_columns]
+    if "date_transposition" in kinds:
         part, faults["date_transposition"] = _transpose(part, dates, day_start, spd, moved, transposition_days)
+    if "date_shift" in kinds:
+        part, faults["date_shift"] = _shift_block(part, day_start, spd, moved, shift_days, shift_block_days, rng)
+    if "date_swap" in kinds:
+        k = swap_offset_days or int(rng.choice([d for d in range(10, 31) if d % 7]))
+        part, faults["date_swap"] = _swap_blocks(part, day_start, spd, moved, k, swap_block_days, rng,
+                                                 avoid=faults.get("date_shift", {}).get("dates", []))
 
     clock_slot = slots.pop("clock", None)
     points = slots["points"]
@@ -327,3 +360,73 @@ def _transpose(part: pd.DataFrame, dates: pd.DatetimeIndex, day_start: pd.Series
         part[col] = x
     swapped = sorted([d.date().isoformat() for d, _ in pairs] + [o.date().isoformat() for _, o in pairs])
     return part, {"count": len(swapped), "pairs": len(pairs), "dates": swapped, "columns": columns}
+
+
+def _block_start(day_start: pd.Series, span: int, rng: np.random.Generator, avoid: set[pd.Timestamp]) -> pd.Timestamp:
+    """A seeded first day for ``span`` consecutive complete days, in the table's later half.
+
+    The later half: a default transposition sits in the first calendar year, and the
+    two faults are meant to be counted apart.
+    """
+    have = set(day_start.index)
+    days = day_start.index
+    lo, hi = len(days) // 2, len(days) - span - EDGE_DAYS
+    options = [d for d in days[lo:max(lo, hi)]
+               if all((d + pd.Timedelta(days=i)) in have and (d + pd.Timedelta(days=i)) not in avoid
+                      for i in range(-1, span + 1))]
+    if not options:
+        raise ValueError(f"table too short to place a block of {span} days")
+    return options[int(rng.integers(len(options)))]
+
+
+def _move_days(part: pd.DataFrame, day_start: pd.Series, spd: int, columns: list[str],
+               dst: list[pd.Timestamp], src: list[pd.Timestamp]) -> pd.DataFrame:
+    """Copy whole local days ``src`` → ``dst`` (all from the original values) for ``columns``."""
+    a = np.array([day_start[d] for d in dst])[:, None] + np.arange(spd)
+    b = np.array([day_start[d] for d in src])[:, None] + np.arange(spd)
+    part = part.copy()
+    for col in columns:
+        x = part[col].to_numpy(dtype=float)
+        y = x.copy()
+        y[a] = x[b]
+        part[col] = y
+    return part
+
+
+def _iso_days(days: list[pd.Timestamp]) -> list[str]:
+    return sorted(d.date().isoformat() for d in days)
+
+
+def _shift_block(part: pd.DataFrame, day_start: pd.Series, spd: int, columns: list[str], k: int,
+                 length: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A block of ``length`` days whose labelled day ``d`` holds the load of ``d + k``.
+
+    As when a month's rows were written one row (day) too early: the load of the
+    block's first ``k`` days (``k`` > 0) is nowhere in the file any more, and the load
+    of the ``k`` days after it appears twice.
+    """
+    one = pd.Timedelta(days=1)
+    start = _block_start(day_start, length + abs(k), rng, set())
+    if k < 0:
+        start = start - k * one
+    block = [start + i * one for i in range(length)]
+    part = _move_days(part, day_start, spd, columns, block, [d + k * one for d in block])
+    lost = [d for d in block if d - k * one not in block]
+    return part, {"count": length, "offset_days": k, "from": block[0].date().isoformat(),
+                  "to": block[-1].date().isoformat(), "dates": _iso_days(block),
+                  "lost_dates": _iso_days(lost), "columns": columns}
+
+
+def _swap_blocks(part: pd.DataFrame, day_start: pd.Series, spd: int, columns: list[str], k: int,
+                 length: int, rng: np.random.Generator, avoid: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Two blocks of ``length`` days, ``k`` days apart, exchanged (as two weekly files saved under each other's name)."""
+    if k < length:
+        raise ValueError(f"swapped blocks of {length} days must start at least {length} days apart, not {k}")
+    one = pd.Timedelta(days=1)
+    start = _block_start(day_start, k + length, rng, {pd.Timestamp(d) for d in avoid})
+    a = [start + i * one for i in range(length)]
+    b = [d + k * one for d in a]
+    part = _move_days(part, day_start, spd, columns, a + b, b + a)
+    return part, {"count": 2 * length, "offset_days": k, "from": a[0].date().isoformat(),
+                  "to": a[-1].date().isoformat(), "swapped_with": [b[0].date().isoformat(), b[-1].date().isoformat()],
+                  "dates": _iso_days(a + b), "columns": columns}

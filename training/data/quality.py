@@ -42,7 +42,7 @@ gaps are out of the way.
 
 This module runs them in that order and writes the report; the checks themselves
 live along the same seams: :mod:`training.data.clock` (2, 4),
-:mod:`training.data.cleaning` (5-11), :mod:`training.data.calendar` (the calendar
+:mod:`training.data.cleaning` (5-11), :mod:`training.data.calendar_model` (the calendar
 model, 13), :mod:`training.data.transposition` (12), with the report's bookkeeping in
 :mod:`training.data.report`.
 
@@ -66,6 +66,7 @@ import pandas as pd
 
 from gridcast.schema import (
     LOAD,
+    REFERENCE,
     REGION,
     TEMPERATURE,
     TIMESTAMP,
@@ -74,7 +75,7 @@ from gridcast.schema import (
     validate,
 )
 from gridcast.settings import Settings
-from training.data.calendar import (  # noqa: F401 - re-exported: faults.py and callers use these names
+from training.data.calendar_model import (  # noqa: F401 - re-exported: faults.py and callers use these names
     CALENDAR_MIN_TRAIN_DAYS,
     _calendar_model,
     _CalendarModel,
@@ -91,7 +92,8 @@ from training.data.cleaning import (
 )
 from training.data.clock import _fix_clock_change, _fix_wall_clock_table, _to_utc
 from training.data.report import CHECKS, N_EXAMPLES, _Checks, _iso  # noqa: F401 - CHECKS re-exported
-from training.data.transposition import _transposed_pairs
+from training.data.date_shifts import block_dates, describe_shift, describe_swap, find_blocks, repair_shift, repair_swap
+from training.data.transposition import MOVED, STAYED, _transposed_pairs
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +171,7 @@ def check(df: pd.DataFrame, meta: dict[str, Any] | None, *, settings: Settings,
     frames: list[pd.DataFrame] = []
     per_region: dict[str, dict[str, Any]] = {}
     reasons: list[str] = []
-    repaired: list[dict[str, Any]] = []
+    repaired: dict[str, dict[str, Any]] = {}
     defective = _defective_columns(df[values], meta)
     for region, part in df.groupby(REGION, sort=True):
         region = str(region)
@@ -185,9 +187,9 @@ def check(df: pd.DataFrame, meta: dict[str, Any] | None, *, settings: Settings,
         _spikes(frame, spd, settings, checks, region)
         filled, left, longest = _interpolate(frame, settings)
         checks.add("gaps", 0, interpolated=filled, left_missing=left, longest_missing_after_cleaning=longest)
-        _, candidates, swapped_here = _calendar(frame, spd, tz, country, checks, region, repair_dates,
-                                                     defective, meta)
-        repaired.extend(swapped_here)
+        candidates, repaired_here = _calendar(frame, spd, tz, country, checks, region, repair_dates, defective)
+        if repaired_here:
+            repaired[region] = repaired_here
         n_missing = int(frame[LOAD].isna().sum())
         missing = n_missing / max(len(frame), 1)
         clean_days = (len(frame) - n_missing) / spd
@@ -227,51 +229,109 @@ def check(df: pd.DataFrame, meta: dict[str, Any] | None, *, settings: Settings,
     new_meta = {**meta, "freq": freq, "quality": {"usable": usable, "reasons": reasons,
                                                    "counts": {k: v["count"] for k, v in checks.checks.items()}}}
     if repaired:
-        new_meta["date_repair"] = {"pairs": len(repaired), "columns": defective}
+        first = next(iter(repaired.values()))
+        new_meta["date_repair"] = {"pairs": sum(r.get("pairs", 0) for r in repaired.values()),
+                                   "columns": first.get("columns", defective), "by_region": repaired}
     log.info("quality check: %d rows in, %d out, usable=%s", rows_in, len(clean), usable)
     return QualityResult(clean=clean, meta=new_meta, report=report, usable=usable, reasons=reasons)
 
 
 
+def _moved_columns(defective: list[str], weather: str | None) -> list[str]:
+    """The columns a date repair moves: the load file's, less its weather when the data say it stayed."""
+    if weather == STAYED:
+        return [c for c in defective if c in (LOAD, REFERENCE)]
+    return list(defective)
+
+
+def _swap_rows(frame: pd.DataFrame, pairs: list[dict[str, Any]], spd: int, columns: list[str]) -> None:
+    a = np.array([p["pos"] for p in pairs])[:, None] + np.arange(spd)
+    b = np.array([p["pos_other"] for p in pairs])[:, None] + np.arange(spd)
+    for col in columns:
+        x = frame[col].to_numpy(dtype=float).copy()
+        x[a], x[b] = x[b], x[a].copy()
+        frame[col] = x
+
+
 def _calendar(frame: pd.DataFrame, spd: int, tz: str, country: str | None, checks: _Checks, region: str,
-              repair: bool, defective: list[str], meta: dict[str, Any]) -> tuple[list, int, list]:
-    """Day/month transposition (and its repair), then day-type consistency, for one region."""
+              repair: bool, defective: list[str]) -> tuple[int, dict[str, Any]]:
+    """The calendar checks for one region: transposition, shifted/swapped blocks, day type.
+
+    Each later check sees the table with the earlier findings undone — on the table
+    itself with ``repair``, else on a scratch copy — so a transposed date is not also
+    reported as a shifted block or an odd day type.
+
+    Returns:
+        The number of candidate transposition pairs, and what was repaired.
+    """
     model = _calendar_model(frame, spd, tz, country)
     if model is None:
-        for name in ("date_transposition", "day_type"):
+        for name in ("date_transposition", "date_shift", "date_swap", "day_type"):
             if checks.checks[name]["action"] == "none":
                 checks.set_action(name, f"skipped: fewer than {CALENDAR_MIN_TRAIN_DAYS} complete days with day > 12")
-        return [], 0, []
-    sources = meta.get("sources") or {}
-    weather_moves = TEMPERATURE in defective and LOAD in sources and TEMPERATURE in sources
-    weather_moves = weather_moves or not sources
-    pairs, candidates, suspects = _transposed_pairs(model, weather_moves)
+        return 0, {}
+    work = frame if repair else frame.copy()
+    # the weather can only have moved with the load if it came from the same file
+    weather_may_move = TEMPERATURE in defective
+    pairs, candidates, suspects, evidence = _transposed_pairs(model, weather_may_move)
     if suspects:
         checks.add("date_transposition", 0, suspects=suspects)
-    public = [{k: v for k, v in p.items() if not k.startswith("pos")} | {"region": region} for p in pairs]
-    dates = [p["date"] for p in pairs] + [p["swapped_with"] for p in pairs]
-    swapped = []
+    explained: set[str] = set()
+    repaired: dict[str, Any] = {}
     if pairs:
-        action = (f"re-labelled: columns {', '.join(defective)} swapped back between each pair"
+        moved = _moved_columns(defective, evidence.get("weather"))
+        public = [{k: v for k, v in p.items() if not k.startswith("pos")} | {"region": region} for p in pairs]
+        dates = [p["date"] for p in pairs] + [p["swapped_with"] for p in pairs]
+        explained |= set(dates)
+        action = (f"re-labelled: columns {', '.join(moved)} swapped back between each pair"
                   if repair else "reported; rerun with --repair-dates to re-label")
         checks.add("date_transposition", 2 * len(pairs), public, action=action,
-                   pairs=len(pairs), dates=sorted(dates))
+                   pairs=len(pairs), dates=sorted(dates), weather=evidence.get("weather"),
+                   columns_moved=moved)
+        _swap_rows(work, pairs, spd, moved)
         if repair:
-            a = np.array([p["pos"] for p in pairs])[:, None] + np.arange(spd)
-            b = np.array([p["pos_other"] for p in pairs])[:, None] + np.arange(spd)
-            for col in defective:
-                x = frame[col].to_numpy(dtype=float).copy()
-                x[a], x[b] = x[b], x[a].copy()
-                frame[col] = x
-            swapped = pairs
-            model = _calendar_model(frame, spd, tz, country) or model
+            repaired = {"pairs": len(pairs), "columns": moved}
+        model = _calendar_model(work, spd, tz, country) or model
+    if evidence:
+        checks.add("date_transposition", 0, evidence={region: {k: v for k, v in evidence.items() if k != "weather"}})
     checks.add("date_transposition", 0, candidate_pairs=candidates)
-    odd = _day_type(model)
+
+    shifts, swaps = find_blocks(model, weather_may_move)
+    for a, b in swaps:
+        moved = _moved_columns(defective, STAYED if not a.weather_moved else MOVED)
+        entry = describe_swap(model, a, b) | {"region": region}
+        days = block_dates(model, a) + block_dates(model, b)
+        explained |= set(days)
+        checks.add("date_swap", len(days), [entry],
+                   action=(f"swapped back: columns {', '.join(moved)}" if repair
+                           else "reported; rerun with --repair-dates to swap back"),
+                   blocks=[entry], dates=sorted(days))
+        repair_swap(work, model, a, moved)
+        if repair:
+            repaired.setdefault("swaps", []).append({**entry, "columns": moved})
+    lost_total = 0
+    for b in shifts:
+        moved = _moved_columns(defective, MOVED if b.weather_moved else STAYED)
+        entry = describe_shift(model, b) | {"region": region}
+        days = block_dates(model, b)
+        explained |= set(days)
+        lost = repair_shift(work, model, b, moved)
+        lost_total += lost
+        entry["days_lost"] = lost
+        checks.add("date_shift", len(days), [entry],
+                   action=(f"moved back: columns {', '.join(moved)}; days whose own data the file lacks "
+                           "set missing" if repair else "reported; rerun with --repair-dates to move back"),
+                   blocks=[entry], dates=sorted(days))
+        if repair:
+            repaired.setdefault("shifts", []).append({**entry, "columns": moved})
+    if shifts or swaps:
+        model = _calendar_model(work, spd, tz, country) or model
+    odd = [o for o in _day_type(model) if o["date"] not in explained]
     if odd:
         checks.add("day_type", len(odd), [o | {"region": region} for o in odd],
                    action="reported (a holiday missing from the calendar, or mislabelled dates)",
                    dates=[o["date"] for o in odd])
-    return pairs, candidates, swapped
+    return candidates, repaired
 
 
 def render_summary(report: dict[str, Any]):

@@ -26,6 +26,8 @@ CHECKS = (
     "spikes",
     "flatlines",
     "date_transposition",
+    "date_shift",
+    "date_swap",
     "day_type",
 )
 #: how many examples a check keeps in the report
