@@ -19,6 +19,13 @@ temperature response, an LSTM fit takes minutes and need not be redone weekly. T
 ensemble keeps the last ``buffer_days`` of observations for those refits; the
 weights stay as validated.
 
+Plausibility: the ensemble records the band of its history
+(:class:`gridcast.guard.PlausibleBand`) at ``fit``; a member whose forecast is
+implausible (non-finite, or outside the band) is dropped for that forecast and the
+others' weights are renormalised (counted in ``member_drops_``, logged). When every
+member fails, the plain combination is returned and the caller's guard falls back
+(:meth:`EnsembleForecaster.fallback_members` gives the order of the members to try).
+
 Intervals: the weighted average of the members' bounds per level (a convex
 combination of quantiles is a quantile of the mixture's comonotonic approximation);
 the validation coverage is recorded so that a backtest can check it.
@@ -35,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.guard import PlausibleBand, implausible
 from gridcast.models.base import Forecaster, ForecastRequest, check_level, interval_columns, make
 from gridcast.schema import LOAD, WEATHER, infer_freq, steps_per_day
 
@@ -119,6 +127,8 @@ class EnsembleForecaster(Forecaster):
         self.freq_ = freq
         self.fitted_at_ = {m: train.index[-1] for m in self.members}
         self.buffer_ = history.iloc[-self.buffer_days * spd:] if self.member_refit_days else history.iloc[:0]
+        self.band_ = PlausibleBand.from_load(history[LOAD].to_numpy(float))
+        self.member_drops_ = {m: 0 for m in self.members}
         self.validation_ = self._validation_summary(fcs, mse)
         log.info("ensemble weights %s (validation %s)", self.weights_, self.validation_)
         return self
@@ -140,14 +150,39 @@ class EnsembleForecaster(Forecaster):
             "coverage_90": float(covered[combo["actual"].notna()].mean() * 100),
         }
 
-    def _combine(self, forecasts: dict[str, pd.DataFrame], level: Sequence[int]) -> pd.DataFrame:
+    def _combine(self, forecasts: dict[str, pd.DataFrame], level: Sequence[int],
+                 weights: dict[str, float] | None = None) -> pd.DataFrame:
         """Weighted sum of the members' mean and bounds (positional: same horizon)."""
+        weights = self.weights_ if weights is None else weights
         cols = interval_columns(level)
         first = next(iter(forecasts.values()))
         out = pd.DataFrame(0.0, index=first.index, columns=cols)
         for m, fc in forecasts.items():
-            out += self.weights_[m] * fc[cols].to_numpy(float)
+            out += weights[m] * fc[cols].to_numpy(float)
         return out
+
+    def _combine_plausible(self, forecasts: dict[str, pd.DataFrame], level: Sequence[int]) -> pd.DataFrame:
+        """:meth:`_combine` without the members whose forecast is implausible (weights renormalised)."""
+        band = getattr(self, "band_", None)
+        cols = interval_columns(level)
+        bad = [m for m, fc in forecasts.items()
+               if implausible(fc["mean"].to_numpy(float), band)[0] or not np.isfinite(fc[cols].to_numpy(float)).all()]
+        if not bad:
+            return self._combine(forecasts, level)
+        drops = self.__dict__.setdefault("member_drops_", {})
+        for m in bad:
+            drops[m] = drops.get(m, 0) + 1
+        good = {m: fc for m, fc in forecasts.items() if m not in bad}
+        total = sum(self.weights_[m] for m in good)
+        if not good or total <= 0:
+            log.warning("ensemble: every member's forecast is implausible (%s); the caller's guard falls back", bad)
+            return self._combine(forecasts, level)
+        log.warning("ensemble: dropped implausible member forecast(s) %s (band %s)", bad, band)
+        return self._combine(good, level, {m: self.weights_[m] / total for m in good})
+
+    def fallback_members(self) -> list[str]:
+        """Member aliases in fallback order: highest validation weight (lowest MSE) first."""
+        return sorted(self.members_, key=lambda m: -self.weights_.get(m, 0.0))
 
     def predict(
         self,
@@ -159,12 +194,12 @@ class EnsembleForecaster(Forecaster):
         level = check_level(level)
         fcs = {m: model.predict(horizon, future_covariates, level, history=history)
                for m, model in self.members_.items()}
-        return self._combine(fcs, level)
+        return self._combine_plausible(fcs, level)
 
     def predict_batch(self, requests: Sequence[ForecastRequest]) -> dict[str, pd.DataFrame]:
         """Each member answers the whole batch at once (the LSTM vectorises), then combine."""
         per_member = {m: model.predict_batch(requests) for m, model in self.members_.items()}
-        return {r.id: self._combine({m: per_member[m][r.id] for m in self.members_}, check_level(r.level))
+        return {r.id: self._combine_plausible({m: per_member[m][r.id] for m in self.members_}, check_level(r.level))
                 for r in requests}
 
     def update(self, new_observations: pd.DataFrame) -> Self:
@@ -186,8 +221,10 @@ class EnsembleForecaster(Forecaster):
 
     # -- persistence -----------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
+        band = getattr(self, "band_", None)
         return {"weights_": self.weights_, "freq_": self.freq_, "validation_": self.validation_,
-                "fitted_at_": {m: t.isoformat() for m, t in self.fitted_at_.items()}}
+                "fitted_at_": {m: t.isoformat() for m, t in self.fitted_at_.items()},
+                "band_": None if band is None else band.to_metadata()}
 
     def _save(self, directory: Path) -> None:
         for m, model in self.members_.items():
@@ -198,6 +235,8 @@ class EnsembleForecaster(Forecaster):
         self.weights_ = state["weights_"]
         self.freq_ = state["freq_"]
         self.validation_ = state["validation_"]
+        self.band_ = PlausibleBand.from_metadata(state.get("band_"))  # None: saved before the guard
+        self.member_drops_ = {m: 0 for m in self.members}
         self.fitted_at_ = {m: pd.Timestamp(t) for m, t in state["fitted_at_"].items()}
         self.buffer_ = pd.read_parquet(directory / BUFFER_FILE)
         self.members_ = {m: Forecaster.load(directory / MEMBERS_DIR / m) for m in self.members}
