@@ -12,17 +12,32 @@ The loop, per model and origin (in time order):
 
    * ``oracle`` — the observed weather: an upper bound no operator can reach;
    * ``noisy`` — observed temperature plus a seeded forecast-like error whose spread
-     grows with lead: ``sigma(h) = 0.3 + 0.3·h/24`` °C for a lead of ``h`` hours
-     (0.6 °C a day ahead, 1.8 °C at five days), correlated between neighbouring hours
-     (AR(1), ρ = 0.9 per hour) because weather-forecast errors come in spells. Only
-     temperature is given (other weather columns are withheld). The error depends on
-     the origin and the seed only, so every model sees the same forecast;
+     rises linearly with lead, from 0.5 °C at a lead of 1 h to 2.0 °C at 36 h
+     (``sigma(h) = 0.5 + 1.5·(h − 1)/35`` °C, the same line beyond 36 h; 0.5 °C under
+     an hour), independent for every step: the setting the peer models were run
+     with, so scores compare;
+   * ``noisy-ar1`` — the same spread, but the errors of neighbouring hours correlated
+     (AR(1), ρ = 0.9 per hour) because weather-forecast errors come in spells: a
+     harder test of a model's temperature response than independent noise.
+
+     In both, only temperature is given (other weather columns are withheld) and the
+     error depends on the origin and the seed only, so every model sees the same
+     forecast;
    * ``none`` — no future weather at all.
 
 Protocols: ``rolling`` scores all ``horizon`` steps of forecasts issued every ``step``
 from ``start``; ``day-ahead`` issues at 12:00 UTC on day D−1 and scores the steps of
 day D (UTC) — what grid operators publish. A reference forecast column (the
 operator's) is scored on the same targets, side by side.
+
+**Plausibility guard.** Every forecast is checked with :func:`gridcast.guard.implausible`
+against the band of the history the model was (re)fitted on — the band training
+records in a saved model's metadata. An implausible forecast is not scored: the next
+model of the fallback chain answers (an ensemble's members, best validation weight
+first, then the seasonal naive; any other model: the seasonal naive), and the rows
+are flagged (``flagged``, ``answered_by``) and counted in ``result.guard`` / the JSON.
+Inside an ensemble a member's implausible forecast is dropped before the combination
+(counted as ``member_drops``).
 
 Metrics per model, overall and per lead: MAPE, MAE, RMSE, bias (forecast − actual),
 interval coverage and mean width per level, and the pinball loss averaged over the
@@ -31,6 +46,7 @@ quantiles the intervals and the mean stand for.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,16 +56,24 @@ import numpy as np
 import pandas as pd
 
 from gridcast.errors import InsufficientDataError, UserInputError
-from gridcast.models.base import Forecaster
-from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, WEATHER, infer_freq
+from gridcast.guard import PlausibleBand, implausible
+from gridcast.models.base import Forecaster, SeasonalNaive
+from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, WEATHER, infer_freq, steps_per_day
+
+log = logging.getLogger(__name__)
 
 PROTOCOLS = ("rolling", "day-ahead")
-WEATHER_MODES = ("oracle", "noisy", "none")
+WEATHER_MODES = ("oracle", "noisy", "noisy-ar1", "none")
 REFERENCE_NAME = "reference"
-#: noisy weather: sigma(h) = NOISE_BASE_C + NOISE_PER_DAY_C * h / 24, AR(1) across hours
-NOISE_BASE_C = 0.3
-NOISE_PER_DAY_C = 0.3
+#: noisy weather: sigma rises linearly from NOISE_SIGMA_FIRST_C at a lead of 1 h to
+#: NOISE_SIGMA_LAST_C at NOISE_LAST_LEAD_H (the peers' setting), same line beyond
+NOISE_SIGMA_FIRST_C = 0.5
+NOISE_SIGMA_LAST_C = 2.0
+NOISE_LAST_LEAD_H = 36.0
+#: noisy-ar1: correlation of neighbouring hours' errors
 NOISE_RHO = 0.9
+#: the model that answers when a forecast is implausible and nothing else can
+FALLBACK_NAME = "naive"
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,7 @@ class BacktestConfig:
         step: time between origins (rolling; day-ahead is daily).
         refit: refit a model when this much time has passed since its last fit.
         protocol: ``rolling`` or ``day-ahead``.
-        weather: ``oracle``, ``noisy`` or ``none`` (future weather given to models).
+        weather: ``oracle``, ``noisy``, ``noisy-ar1`` or ``none`` (future weather given to models).
         levels: interval levels to request and score.
         seed: seed of the noisy weather.
     """
@@ -106,9 +130,11 @@ class BacktestResult:
     metrics: dict[str, Any]
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    #: per model: forecasts checked / flagged implausible, who answered them, member drops
+    guard: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "metrics": self.metrics, "timings": self.timings}
+        return {"config": self.config, "metrics": self.metrics, "timings": self.timings, "guard": self.guard}
 
 
 def _utc(ts: Any) -> pd.Timestamp:
@@ -150,14 +176,67 @@ def future_weather(frame: pd.DataFrame, origin: Origin, mode: str, *, seed: int)
         return observed
     lead_h = (np.arange(1, origin.horizon + 1) * freq) / pd.Timedelta(hours=1)
     rng = np.random.default_rng([seed, int(origin.origin.timestamp())])
-    rho = NOISE_RHO ** (freq / pd.Timedelta(hours=1))
     z = rng.standard_normal(origin.horizon)
-    ar = np.empty(origin.horizon)
-    ar[0] = z[0]
-    for i in range(1, origin.horizon):
-        ar[i] = rho * ar[i - 1] + np.sqrt(1 - rho**2) * z[i]
-    sigma = NOISE_BASE_C + NOISE_PER_DAY_C * lead_h / 24.0
-    return pd.DataFrame({TEMPERATURE: observed[TEMPERATURE].to_numpy() + sigma * ar}, index=targets)
+    if mode == "noisy-ar1":
+        rho = NOISE_RHO ** (freq / pd.Timedelta(hours=1))
+        for i in range(1, origin.horizon):
+            z[i] = rho * z[i - 1] + np.sqrt(1 - rho**2) * z[i]
+    return pd.DataFrame({TEMPERATURE: observed[TEMPERATURE].to_numpy() + noise_sigma(lead_h) * z}, index=targets)
+
+
+def noise_sigma(lead_h: np.ndarray) -> np.ndarray:
+    """Spread (°C) of the noisy weather's error at a lead of ``lead_h`` hours."""
+    slope = (NOISE_SIGMA_LAST_C - NOISE_SIGMA_FIRST_C) / (NOISE_LAST_LEAD_H - 1.0)
+    return NOISE_SIGMA_FIRST_C + slope * (np.maximum(np.asarray(lead_h, dtype=float), 1.0) - 1.0)
+
+
+def fallback_chain(model: Forecaster) -> list[tuple[str, Forecaster]]:
+    """The models that answer, in order, when ``model``'s forecast is implausible.
+
+    An ensemble's members, highest validation weight first (the naive last: it is the
+    final fallback anyway); the seasonal naive on the same history is added by the caller.
+    """
+    members = getattr(model, "members_", None)
+    if not members or not hasattr(model, "fallback_members"):
+        return []
+    return [(m, members[m]) for m in model.fallback_members() if m != FALLBACK_NAME]
+
+
+def _naive_fallback(history: pd.DataFrame) -> Forecaster:
+    """A seasonal naive fitted on the last weeks of ``history`` (instant)."""
+    spd = steps_per_day(infer_freq(history.index))
+    return SeasonalNaive().fit(history.iloc[-5 * 7 * spd:])
+
+
+def guarded_predict(
+    model: Forecaster,
+    name: str,
+    band: PlausibleBand | None,
+    history: pd.DataFrame,
+    horizon: int,
+    covariates: pd.DataFrame | None,
+    levels: Sequence[int],
+) -> tuple[pd.DataFrame, str | None]:
+    """``model``'s forecast, or the first plausible one of its fallback chain.
+
+    Returns:
+        The forecast and None, or the fallback's forecast and the name of the model
+        that answered (the seasonal naive answers last, whatever it says).
+    """
+    fc = model.predict(horizon, future_covariates=covariates, level=levels)
+    if not implausible(fc["mean"].to_numpy(float), band)[0]:
+        return fc, None
+    for alt_name, alt in fallback_chain(model):
+        try:
+            alt_fc = alt.predict(horizon, future_covariates=covariates, level=levels)
+        except Exception as exc:  # noqa: BLE001 - a failing fallback is skipped, like an implausible one
+            log.warning("guard: fallback %s of %s failed: %s", alt_name, name, exc)
+            continue
+        if not implausible(alt_fc["mean"].to_numpy(float), band)[0]:
+            log.warning("guard: %s forecast implausible, answered by its member %s", name, alt_name)
+            return alt_fc, alt_name
+    log.warning("guard: %s forecast implausible, answered by the seasonal naive", name)
+    return _naive_fallback(history).predict(horizon, level=levels), FALLBACK_NAME
 
 
 def run_backtest(
@@ -190,19 +269,27 @@ def run_backtest(
     refit = pd.Timedelta(config.refit)
     rows: list[pd.DataFrame] = []
     timings: dict[str, dict[str, float]] = {}
+    guard: dict[str, dict[str, Any]] = {}
     for name, factory in factories.items():
+        member_drops: dict[str, int] = {}
         model: Forecaster | None = None
+        band: PlausibleBand | None = None
         fitted_at = seen_until = None
+        answered_by: dict[str, int] = {}
         fit_s: list[float] = []
         fit_cpu: list[float] = []
         upd_s, upd_steps, pred_s, pred_cpu = 0.0, 0, [], []
         for i, o in enumerate(origins):
             if model is None or o.origin - fitted_at >= refit:
+                _add_drops(member_drops, model)
                 t0, c0 = time.perf_counter(), time.process_time()
-                model = factory().fit(frame[frame.index < o.origin])
+                history = frame[frame.index < o.origin]
+                model = factory().fit(history)
                 fit_s.append(time.perf_counter() - t0)
                 fit_cpu.append(time.process_time() - c0)
                 fitted_at = o.origin
+                # what training records in the saved model's metadata
+                band = PlausibleBand.from_load(history[LOAD].to_numpy(float))
             else:
                 new = frame[(frame.index >= seen_until) & (frame.index < o.origin)]
                 t0 = time.perf_counter()
@@ -211,12 +298,24 @@ def run_backtest(
                 upd_steps += len(new)
             seen_until = o.origin
             t0, c0 = time.perf_counter(), time.process_time()
-            fc = model.predict(o.horizon, future_covariates=weather[o.origin], level=config.levels)
+            fc, fallback = guarded_predict(model, name, band, frame.iloc[:frame.index.searchsorted(o.origin)],
+                                           o.horizon, weather[o.origin], config.levels)
             pred_s.append(time.perf_counter() - t0)
             pred_cpu.append(time.process_time() - c0)
-            rows.append(_score_rows(fc, frame, o, name))
+            if fallback:
+                answered_by[fallback] = answered_by.get(fallback, 0) + 1
+            rows.append(_score_rows(fc, frame, o, name, answered_by=fallback))
             if progress:
                 progress(name, i + 1, len(origins))
+        _add_drops(member_drops, model)
+        guard[name] = {
+            "checked": len(origins),
+            "flagged": int(sum(answered_by.values())),
+            "answered_by": answered_by,
+            # summed over the refits; an ensemble's member forecasts dropped before combining
+            "member_drops": dict(member_drops),
+            "band": band.to_metadata() if band else None,
+        }
         timings[name] = {
             "fits": len(fit_s),
             "fit_s_mean": float(np.mean(fit_s)),
@@ -239,6 +338,7 @@ def run_backtest(
         forecasts=forecasts,
         metrics=compute_metrics(forecasts, config.levels),
         timings=timings,
+        guard=guard,
         config={
             "start": str(_utc(config.start)), "end": str(_utc(config.end)), "horizon": config.horizon,
             "step": config.step, "refit": config.refit, "protocol": config.protocol,
@@ -248,8 +348,14 @@ def run_backtest(
     )
 
 
-def _score_rows(fc: pd.DataFrame, frame: pd.DataFrame, o: Origin, name: str) -> pd.DataFrame:
-    """The scored part of one forecast, joined with the actuals."""
+def _add_drops(total: dict[str, int], model: Forecaster | None) -> None:
+    for m, n in (getattr(model, "member_drops_", None) or {}).items():
+        total[m] = total.get(m, 0) + int(n)
+
+
+def _score_rows(fc: pd.DataFrame, frame: pd.DataFrame, o: Origin, name: str,
+                answered_by: str | None = None) -> pd.DataFrame:
+    """The scored part of one forecast, joined with the actuals (and who answered it)."""
     freq = pd.Timedelta(infer_freq(frame.index))
     fc = fc.reindex(o.scored)
     out = fc.reset_index(drop=True)
@@ -258,6 +364,8 @@ def _score_rows(fc: pd.DataFrame, frame: pd.DataFrame, o: Origin, name: str) -> 
     out.insert(2, "timestamp", o.scored)
     out.insert(3, "lead", ((o.scored - o.origin) / freq).astype(int) + 1)
     out.insert(4, "actual", frame[LOAD].reindex(o.scored).to_numpy())
+    out["flagged"] = answered_by is not None
+    out["answered_by"] = answered_by or name
     return out
 
 
@@ -318,7 +426,7 @@ def render_table(result: BacktestResult, title: str | None = None):
     levels = result.config.get("levels", [])
     table = Table(title=title or f"backtest ({result.config.get('protocol')}, weather {result.config.get('weather')})")
     for col in ("model", "n", "MAPE %", "MAE", "RMSE", "bias", *[f"cov{lv} %" for lv in levels], "pinball",
-                "fit s", "upd ms/step", "pred ms"):
+                "fit s", "upd ms/step", "pred ms", "flagged"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result.metrics.items():
         o = m["overall"]
@@ -331,8 +439,18 @@ def render_table(result: BacktestResult, title: str | None = None):
             name, str(o.get("n", 0)), f(o.get("mape"), ".2f"), f(o.get("mae"), ".0f"), f(o.get("rmse"), ".0f"),
             f(o.get("bias"), ".0f"), *[f(o.get(f"coverage_{lv}")) for lv in levels], f(o.get("pinball"), ".1f"),
             f(t.get("fit_s_mean"), ".2f"), f(t.get("update_ms_per_step"), ".2f"), f(t.get("predict_ms_median"), ".1f"),
+            _flagged(result.guard.get(name)),
         )
     return table
+
+
+def _flagged(g: dict[str, Any] | None) -> str:
+    """'flagged/checked' plus member drops, '—' for rows without a guard (the reference)."""
+    if not g:
+        return "—"
+    text = f"{g['flagged']}/{g['checked']}"
+    drops = sum(g.get("member_drops", {}).values())
+    return f"{text} (+{drops} member)" if drops else text
 
 
 def plot_results(result: BacktestResult, out_dir) -> list:

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refit", default="7D", help="refit a model after this long (default 7D); updates in between")
     p.add_argument("--protocol", choices=["rolling", "day-ahead"], default="rolling",
                    help="rolling origins, or issue 12:00 UTC on D-1 and score day D")
-    p.add_argument("--weather", choices=["oracle", "noisy", "none"], default="noisy",
-                   help="future weather given to models: observed (upper bound), forecast-like, or none")
+    p.add_argument("--weather", choices=["oracle", "noisy", "noisy-ar1", "none"], default="noisy",
+                   help="future weather given to models: observed (upper bound), forecast-like (noise 0.5 -> 2.0 C "
+                        "from lead 1 to 36 h, independent per hour; noisy-ar1: correlated hours), or none")
     p.add_argument("--reference-col", default="reference_mw",
                    help="outside forecast column scored side by side, if present (default reference_mw)")
     p.add_argument("--region", default=None, help="region to backtest (default: the only one)")
@@ -124,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     payload = {"data": str(args.data), "region": region, "country": country, "tz": tz, **result.to_json()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2, default=str))
+    for name, g in result.guard.items():
+        if g["flagged"] or sum(g["member_drops"].values()):
+            console.print(f"[yellow]guard: {name}: {g['flagged']} of {g['checked']} forecasts implausible, answered by "
+                          f"{g['answered_by']}; member forecasts dropped: {g['member_drops']}[/yellow]")
     console.print(f"metrics: {args.out}")
     if args.forecasts_out:
         args.forecasts_out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.backtest import BacktestConfig, future_weather, make_origins, run_backtest, score
+from training.backtest import BacktestConfig, Origin, future_weather, make_origins, noise_sigma, run_backtest, score
 from training.cli import main
 from gridcast.errors import UserInputError
 from gridcast.models.base import SeasonalNaive
@@ -67,11 +67,34 @@ def test_noisy_weather_is_seeded_grows_with_lead_and_withholds_other_columns(reg
         errors.append(a[TEMPERATURE].to_numpy() - region_history[TEMPERATURE].reindex(a.index).to_numpy())
     errors = np.array(errors)
     first_day, last_day = errors[:, :24].std(), errors[:, -24:].std()
-    assert 0.2 < first_day < 1.0  # ~0.3..0.6 °C on the first day
+    assert 0.6 < first_day < 1.5  # 0.5 °C at lead 1 h to ~1.5 °C at 24 h
     assert last_day > 2 * first_day
     oracle = future_weather(region_history, origins[0], "oracle", seed=1)
     assert np.allclose(oracle[TEMPERATURE], region_history[TEMPERATURE].reindex(oracle.index))
     assert future_weather(region_history, origins[0], "none", seed=1) is None
+
+
+def test_noisy_sigma_is_the_peers_line_from_half_a_degree_at_1h_to_2_degrees_at_36h():
+    assert noise_sigma(np.array([0.5, 1, 18.5, 36])) == pytest.approx([0.5, 0.5, 1.25, 2.0])
+
+
+def _noise(frame, mode, origins=400, horizon=36):
+    """Standardised errors (error / sigma) of ``origins`` noisy forecasts, one row each."""
+    out = []
+    for k in range(origins):
+        o = Origin(frame.index[24 + k], horizon, frame.index[24 + k:24 + k + horizon])
+        w = future_weather(frame, o, mode, seed=3)
+        err = w[TEMPERATURE].to_numpy() - frame[TEMPERATURE].reindex(w.index).to_numpy()
+        out.append(err / noise_sigma(np.arange(1, horizon + 1)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("mode", "rho"), [("noisy", 0.0), ("noisy-ar1", 0.9)])
+def test_noisy_errors_have_the_stated_spread_and_correlation(region_history, mode, rho):
+    z = _noise(region_history, mode)
+    assert z.std(axis=0) == pytest.approx(np.ones(36), abs=0.15)  # sigma(h) at every lead
+    lag1 = np.corrcoef(z[:, 10:30].ravel(), z[:, 11:31].ravel())[0, 1]
+    assert lag1 == pytest.approx(rho, abs=0.06)  # independent per hour, or AR(1)
 
 
 def test_metrics_against_hand_computed_values():
@@ -123,6 +146,8 @@ def test_cli_writes_json_and_plots(tmp_path, synthetic, capsys):
     payload = json.loads(out.read_text())
     assert payload["region"] == "region-2" and payload["tz"] == "Asia/Ho_Chi_Minh"
     assert payload["metrics"]["naive"]["overall"]["n"] == 3 * 24
+    assert payload["guard"]["naive"]["flagged"] == 0 and payload["guard"]["naive"]["checked"] == 3
+    assert payload["guard"]["naive"]["band"]["hi"] > payload["guard"]["naive"]["band"]["lo"] >= 0
     assert (tmp_path / "png" / "error_by_lead.png").stat().st_size > 0
     assert (tmp_path / "png" / "sample_week.png").stat().st_size > 0
     assert "naive" in capsys.readouterr().out
