@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.guard import METADATA_KEY as PLAUSIBLE_BAND_KEY, PlausibleBand
 from gridcast.schema import LOAD, REGION, WEATHER, infer_freq, region_frame, steps_per_day
 
 if TYPE_CHECKING:
@@ -310,6 +311,8 @@ def train_models(
                 "multi_region": False,
                 "validation": {**metrics, "val_days": val_days, "protocol": "day-ahead, observed weather"},
                 "fit_seconds": round(fit_seconds, 3),
+                # the guard's band: forecasts outside it are answered by the fallback
+                PLAUSIBLE_BAND_KEY: PlausibleBand.from_load(frame[LOAD].to_numpy(float)).to_metadata(),
                 "versions": versions,
                 "trained_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
             }
