@@ -40,9 +40,13 @@ logger = logging.getLogger(__name__)
 
 
 class ForecastCache(Protocol):
-    def get(self, key: str) -> dict | None: ...
+    """Finished forecasts by key, as JSON bytes (what an API returns as is on a hit)."""
 
-    def set(self, key: str, value: dict, ttl_s: int) -> None: ...
+    def get_bytes(self, key: str) -> bytes | None: ...
+
+    def set_bytes(self, key: str, value: bytes, ttl_s: int) -> None: ...
+
+    def get(self, key: str) -> dict | None: ...
 
 
 def cache_key(
@@ -83,28 +87,30 @@ class InMemoryTTLCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock
-        self._data: OrderedDict[str, tuple[float, dict, int]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, bytes, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.bytes = 0
         self.available = True
 
-    def get(self, key: str) -> dict | None:
+    def get_bytes(self, key: str) -> bytes | None:
+        item = self._data.get(key)  # a dict read is atomic; only the LRU bookkeeping takes the lock
+        if item is None:
+            return None
+        expires, value, size = item
         with self._lock:
-            item = self._data.get(key)
-            if item is None:
-                return None
-            expires, value, size = item
             if expires <= self._clock():
-                del self._data[key]
-                self.bytes -= size
+                if self._data.get(key) is item:
+                    del self._data[key]
+                    self.bytes -= size
                 return None
-            self._data.move_to_end(key)
-            return value
+            if key in self._data:
+                self._data.move_to_end(key)
+        return value
 
-    def set(self, key: str, value: dict, ttl_s: int) -> None:
+    def set_bytes(self, key: str, value: bytes, ttl_s: int) -> None:
         if ttl_s <= 0:
             return
-        size = len(orjson.dumps(value, default=str))
+        size = len(value)
         if size > self.max_bytes:
             return
         with self._lock:
@@ -116,6 +122,13 @@ class InMemoryTTLCache:
             while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
                 _, (_, _, dropped) = self._data.popitem(last=False)
                 self.bytes -= dropped
+
+    def get(self, key: str) -> dict | None:
+        raw = self.get_bytes(key)
+        return None if raw is None else orjson.loads(raw)
+
+    def set(self, key: str, value: dict, ttl_s: int) -> None:
+        self.set_bytes(key, orjson.dumps(value, default=str), ttl_s)
 
 
 class RedisForecastCache:
@@ -158,7 +171,7 @@ class RedisForecastCache:
         if self._on_error is not None:
             self._on_error(op)
 
-    def get(self, key: str) -> dict | None:
+    def get_bytes(self, key: str) -> bytes | None:
         if not self._should_try():
             return None
         try:
@@ -167,23 +180,30 @@ class RedisForecastCache:
             self._failed("get", exc)
             return None
         self.available = True
-        if raw is None:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:  # written by something else: a miss, not an error for the client
-            logger.warning("forecast cache: undecodable value under %s ignored", key)
-            return None
+        return raw
 
-    def set(self, key: str, value: dict, ttl_s: int) -> None:
+    def set_bytes(self, key: str, value: bytes, ttl_s: int) -> None:
         if ttl_s <= 0 or not self._should_try():
             return
         try:
-            self.client.set(self.prefix + key, json.dumps(value, default=str, separators=(",", ":")), ex=int(ttl_s))
+            self.client.set(self.prefix + key, value, ex=int(ttl_s))
         except self._redis_errors as exc:
             self._failed("set", exc)
             return
         self.available = True
+
+    def get(self, key: str) -> dict | None:
+        raw = self.get_bytes(key)
+        if raw is None:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:  # written by something else: a miss, not an error for the client
+            logger.warning("forecast cache: undecodable value under %s ignored", key)
+            return None
+
+    def set(self, key: str, value: dict, ttl_s: int) -> None:
+        self.set_bytes(key, orjson.dumps(value, default=str), ttl_s)
 
     def close(self) -> None:
         self.client.close()

@@ -93,13 +93,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface the service binds to.")
     port: int = Field(3000, description="HTTP port of the Bento service.")
     batching: bool = Field(
-        True, description="Adaptive batching of the model call on (True) or off (benchmarks)."
+        True, description="Batching of concurrent requests' model calls on (True) or off (benchmarks: one call each)."
     )
     max_batch_size: int = Field(
-        64, ge=2, description="Adaptive batching: largest batch (BentoML needs > 1; `batching=false` turns it off)."
+        64, ge=1, description="Batching: most model calls merged into one network call."
     )
-    max_latency_ms: int = Field(
-        1000, ge=1, description="Adaptive batching: latency budget; requests past it get 503."
+    max_queue_calls: int = Field(
+        256, ge=1, description="Model calls allowed to wait; past it a request gets 503 + Retry-After at once."
     )
     max_batch_requests: int = Field(
         64, ge=1, description="Largest list accepted by POST /forecast_batch."

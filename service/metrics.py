@@ -1,8 +1,7 @@
 """Prometheus metrics of the service, exported on BentoML's ``/metrics``.
 
-BentoML runs every service process with Prometheus' multiprocess mode, so counters
-incremented in the model process (batch sizes) show up on the API server's
-``/metrics`` next to the API process's own (cache hits, fallbacks).
+BentoML runs the service process with Prometheus' multiprocess mode; counters
+incremented here (batch sizes, cache hits, fallbacks) show up on ``/metrics``.
 
 ``prometheus_client`` is used directly (``bentoml.metrics`` is deprecated in 1.4).
 Metrics are created lazily on first use, once per process: by then BentoML has
@@ -25,7 +24,7 @@ def _counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Any
 
 @cache
 def batch_size_histogram() -> Any:
-    """Sizes of the batches the model process computed (adaptive batching's effect)."""
+    """Sizes of the batches the batcher computed (batching's effect)."""
     from prometheus_client import Histogram
 
     return Histogram(
@@ -42,14 +41,14 @@ EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "cache_miss": ("gridcast_cache_misses", "Forecast cache misses.", ()),
     "fallback": ("gridcast_fallbacks", "Answers given by the seasonal-naive fallback.", ("alias",)),
     "cache_error": ("gridcast_cache_errors", "Cache operations that failed (Redis down; answered anyway).", ()),
-    "model_unavailable": ("gridcast_model_unavailable", "Model calls refused or failed (answered 503).", ()),
-    "model_retry": ("gridcast_model_retries", "Model calls refused once and retried (adaptive-batching overload).", ()),
+    "overloaded": ("gridcast_overloaded", "Requests refused at once because the model queue was full (503).", ()),
+    "implausible": ("gridcast_implausible_forecasts", "Model forecasts refused by the plausibility guard.", ("alias",)),
     "state_error": ("gridcast_state_errors", "State-store reads that failed (answered anyway).", ()),
 }
 
 
 class PrometheusMetrics:
-    """The :class:`service.core.Metrics` the service hands to the core."""
+    """The :class:`gridcast.forecast.Metrics` the service hands to the core."""
 
     def count(self, event: str, **labels: str) -> None:
         name, doc, label_names = EVENTS[event]
@@ -57,5 +56,5 @@ class PrometheusMetrics:
         (counter.labels(**labels) if label_names else counter).inc()
 
 
-def observe_batch(alias: str, size: int) -> None:
+def observe_batch(size: int, alias: str = "any") -> None:
     batch_size_histogram().labels(alias=alias).observe(size)

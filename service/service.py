@@ -1,23 +1,24 @@
 """The gridcast Bento service: forecasts over HTTP, batched, cached, never fitting.
 
-Two BentoML services, one Bento:
+One service, one process: :class:`Gridcast` loads the served models from the store
+(referenced at class scope, so ``bentoml build`` packs them), warms them up before
+``/readyz``, and answers ``/forecast``, ``/forecast_batch``, ``/recent``, ``GET
+/models`` and BentoML's ``/livez`` ``/readyz`` ``/metrics``. A separate model process
+cost more than it saved (BENCHMARKS.md has both): requests' model calls are merged in
+this process by :class:`gridcast.batching.Batcher`, one network call per batch.
 
-* :class:`GridcastModels` holds the served forecasters (referenced at class scope from
-  the model store, loaded in ``__init__``) behind ONE batchable API,
-  ``predict_batch(calls: list[ModelCall])``. Under ``bentoml serve`` it runs in its own
-  process, so BentoML's adaptive batching merges the model calls of concurrent HTTP
-  requests into one list; results go back by ``id`` (batch order is not kept).
-* :class:`Gridcast` is the public API (``/forecast``, ``/forecast_batch``, ``/recent``,
-  ``GET /models``, BentoML's ``/livez`` ``/readyz`` ``/metrics``). It runs the core
-  (:mod:`service.core`: validate → history → cache) and sends the cache misses to
-  ``GridcastModels`` through ``bentoml.depends``. In a test client (``to_asgi()``) the
-  dependency is an in-process instance and the same code runs without HTTP.
+The request path (validate once, then arrays):
 
-Errors: the core raises :class:`~gridcast.errors.GridcastError` subclasses; they become
-4xx JSON ``{error, detail, field}``. :class:`GuardMiddleware` refuses wrong content
-types (415, pickles included), oversized bodies (413) and missing API keys (401), and
-rewrites BentoML's own request-validation answers into the same shape. Anything
-unexpected is logged and answered with a generic 500 — no stack trace leaves.
+    body → pydantic (:mod:`gridcast.wire`, by BentoML) → :class:`gridcast.forecast.Query`
+         → plan (model, history, cache key; a hit returns the stored bytes as they are)
+         → batcher → one ``predict_series`` per (region, alias) → response bytes (orjson)
+
+Errors: the core raises :class:`~gridcast.errors.GridcastError` subclasses; each
+carries its ``http_status`` and becomes JSON ``{error, detail, field}`` (503s with
+``Retry-After``). :class:`GuardMiddleware` refuses wrong content types (415, pickles
+included), oversized bodies (413) and missing API keys (401), and rewrites BentoML's
+own request-validation answers into the same shape. Anything unexpected is logged and
+answered with a generic 500: no stack trace leaves.
 
 Run it with ``gridcast serve`` (or ``bentoml serve service.service:Gridcast``).
 """
@@ -26,46 +27,38 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import logging
 import sys
 from typing import Any
 
 import bentoml
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from service import metrics
-from service.core import ForecastCore, LocalModels, ModelCatalog, ServedModel
-from service.schemas import (
+from gridcast.batching import Batcher
+from gridcast.catalog import ModelCatalog, ServedModel
+from gridcast.errors import GridcastError, ModelNotFoundError
+from gridcast.forecast import Answer, ForecastCore, ModelRunner, Plan, hit
+from gridcast.settings import Settings, get_settings
+from gridcast.wire import (
     BatchQuery,
     BatchResult,
     ErrorBody,
     ForecastQuery,
     ForecastResult,
-    ModelAnswer,
-    ModelCall,
     RecentQuery,
     RecentResult,
 )
-from gridcast.errors import GridcastError, ModelNotFoundError, UserInputError
-from gridcast.settings import Settings, get_settings
 
 logger = logging.getLogger("gridcast.service")
 
 #: the service process's settings: decorator arguments (batching, port) need them at import
 SETTINGS: Settings = get_settings()
-
-#: GridcastError code → HTTP status
-STATUS = {
-    ModelNotFoundError.code: 404,
-    "insufficient_data": 422,
-    "data_unusable": 422,
-    "state_unavailable": 503,
-    "model_unavailable": 503,
-}
-
 
 def _served() -> list[Any]:
     """The store's served models (tag, alias, region, metadata); empty if none yet."""
@@ -90,74 +83,17 @@ def _model_refs() -> list[bentoml.models.BentoModel]:
     return [bentoml.models.BentoModel(tag) for tag in tags]
 
 
-class ModelServiceUnavailable(GridcastError):
-    """The model process did not answer (overloaded past ``max_latency_ms``, or restarting)."""
-
-    code = "model_unavailable"
-
-
-def error_response(exc: GridcastError) -> JSONResponse:
-    status = STATUS.get(exc.code, 422 if isinstance(exc, UserInputError) else 500)
-    if status == 503:
-        detail = exc.detail if isinstance(exc, ModelServiceUnavailable) else "a backing store is unavailable; retry shortly"
-        body = ErrorBody(error=exc.code, detail=detail)
-        return JSONResponse(body.model_dump(), status_code=503, headers={"retry-after": "1"})
-    if status >= 500:
+def error_response(exc: GridcastError) -> Response:
+    """The JSON error body for a domain error, with the status the error carries."""
+    status = exc.http_status
+    if status >= 500 and not exc.retryable:
         logger.error("internal error: %s", exc.detail)
         body = ErrorBody(error="internal_error", detail="the forecast could not be computed; see the server log")
     else:
         body = ErrorBody(error=exc.code, detail=exc.detail, field=exc.field)
-    return JSONResponse(body.model_dump(), status_code=status)
-
-
-def _warm_up(forecasters: dict[tuple[str, str], Any]) -> None:
-    """One forecast per model before the first request.
-
-    The first call of a model traces its TensorFlow graph (seconds); adaptive batching
-    estimates latency from the calls it has seen, so a cold first batch would make it
-    shed the requests behind it with 503s. Paying that cost at start-up (before
-    ``/readyz``) keeps the estimate honest.
-    """
-    for (region, alias), forecaster in forecasters.items():
-        try:
-            forecaster.predict(24)
-        except GridcastError as exc:  # e.g. a model without a stored context
-            logger.info("warm-up of %s/%s skipped: %s", region, alias, exc.detail)
-
-
-@bentoml.service(name="gridcast-models", workers=1, traffic={"timeout": 120})
-class GridcastModels:
-    """The served forecasters behind one batchable model call (the only TensorFlow process)."""
-
-    refs = _model_refs()
-
-    def __init__(self) -> None:
-        from gridcast.store import load_forecaster
-
-        self.settings = get_settings()
-        catalog = ModelCatalog.from_store(_served())
-        forecasters = {}
-        for m in catalog:
-            forecasters[(m.region, m.alias)] = load_forecaster(m.tag)
-            logger.info("loaded %s (%s/%s)", m.tag, m.region, m.alias)
-        self.local = LocalModels(catalog, forecasters)
-        _warm_up(forecasters)
-
-    @bentoml.api(
-        batchable=SETTINGS.batching,
-        max_batch_size=SETTINGS.max_batch_size,
-        max_latency_ms=SETTINGS.max_latency_ms,
-    )
-    def predict_batch(self, calls: list[ModelCall]) -> list[ModelAnswer]:
-        """Compute many model calls together; answers carry the call's ``id``."""
-        for alias in {c.alias for c in calls}:
-            metrics.observe_batch(alias, sum(c.alias == alias for c in calls))
-        return self.local.predict(calls)
-
-
-# BentoML only sees Model objects bound directly as class attributes; the served set is
-# data-dependent, so the class-scope list is handed to the service's model list as well.
-GridcastModels.models.extend(r for r in GridcastModels.inner.refs if r not in GridcastModels.models)
+    headers = {"retry-after": "1"} if exc.retryable else None
+    return Response(orjson.dumps(body.model_dump()), status_code=status, media_type="application/json",
+                    headers=headers)
 
 
 class GuardMiddleware:
@@ -307,9 +243,17 @@ def _rewrite_validation(raw: bytes) -> bytes:
 
 
 def _dotted(loc: list[str]) -> str:
+    """``['history', 'list[Observation]', '5', 'timestamp']`` → ``history[5].timestamp``.
+
+    Parts naming a union member or a validator (``list[...]``, ``ColumnarHistory``) are
+    pydantic's bookkeeping, not fields a client sent: they are left out.
+    """
     out = ""
     for part in loc:
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+        if part.isdigit():
+            out += f"[{part}]"
+        elif re.fullmatch(r"[a-z_][a-z0-9_]*", part):
+            out += f".{part}" if out else part
     return out
 
 
@@ -355,77 +299,87 @@ admin = FastAPI(title="gridcast admin", openapi_url=None, docs_url=None, redoc_u
 @bentoml.asgi_app(admin, path="/")
 @_with_ui
 class Gridcast:
-    """The public API. Models answer in :class:`GridcastModels`; this process never fits."""
+    """The public API and the models, in one process. It never fits."""
 
-    models = bentoml.depends(GridcastModels)
+    refs = _model_refs()
 
     def __init__(self) -> None:
         from gridcast.cache import make_cache
         from gridcast.state import make_state_store
+        from gridcast.store import load_forecaster
 
-        self.settings = get_settings()
+        self.settings = s = get_settings()
         self.catalog = ModelCatalog.from_store(_served())
-        self.state = make_state_store(self.settings)
         self.metrics = metrics.PrometheusMetrics()
-        self.cache = make_cache(self.settings, on_error=lambda op: self.metrics.count("cache_error"))
-        _seed_state(self.state, self.catalog)
-        self.core = ForecastCore(
-            settings=self.settings, models=self.catalog, state=self.state, cache=self.cache,
-            metrics=self.metrics,
-        )
+        forecasters = {}
+        for m in self.catalog:
+            forecasters[(m.region, m.alias)] = load_forecaster(m.tag)
+            logger.info("loaded %s (%s/%s)", m.tag, m.region, m.alias)
+        self.runner = ModelRunner(self.catalog, forecasters, metrics=self.metrics)
+        # the first call of a model traces its compiled network call (seconds): paid
+        # here, before /readyz, not by the first requests
+        self.runner.warm_up()
+        self.state = make_state_store(s)
+        self.cache = make_cache(s, on_error=lambda op: self.metrics.count("cache_error"))
+        _seed_state(self.state, self.catalog, forecasters)
+        self.core = ForecastCore(settings=s, catalog=self.catalog, runner=self.runner, state=self.state,
+                                 cache=self.cache, metrics=self.metrics)
+        # the embedded stores answer in microseconds: planning runs on the event loop;
+        # with Redis it waits on the network, so it goes to a thread
+        self._plan_in_thread = bool(s.redis_url)
+        self.batcher = Batcher(self.runner.run, max_batch=s.max_batch_size if s.batching else 1,
+                               max_queue=s.max_queue_calls, on_batch=metrics.observe_batch)
         logger.info("gridcast serving %d models for regions %s", len(self.catalog), self.catalog.regions())
 
     def __is_ready__(self) -> bool:
         return len(self.catalog) > 0
 
-    async def _answer(self, queries: list[ForecastQuery]) -> list[dict]:
-        plans = await asyncio.to_thread(self.core.plan, queries)
-        calls = [p.call for p in plans if p.cached is None]
-        answers = await self._call_models(calls) if calls else []
-        answers = [a if isinstance(a, ModelAnswer) else ModelAnswer.model_validate(a) for a in answers]
-        return await asyncio.to_thread(self.core.complete, plans, answers)
-
-    async def _call_models(self, calls: list[ModelCall]) -> list[Any]:
-        """The batchable model call, retried a bounded number of times.
-
-        Adaptive batching refuses a call it expects to finish past ``max_latency_ms``
-        ("overloaded"); a short burst can trip that while the queue drains in
-        milliseconds. Two retries with a growing pause absorb such bursts; a model
-        process that stays overloaded or is restarting still gets a 503 (never a 500).
-        """
-        delays = (0.05, 0.25)
-        for attempt in range(len(delays) + 1):
+    async def _answer(self, queries: list) -> list[bytes]:
+        if self._plan_in_thread:
+            plans = await asyncio.to_thread(self.core.plan, queries)
+        else:
+            plans = self.core.plan(queries)
+        todo = [p for p in plans if p.cached is None]
+        answers: dict[int, Answer | GridcastError] = {}
+        if todo:
             try:
-                return await self.models.to_async.predict_batch(calls)
-            except Exception as exc:
-                self.metrics.count("model_retry" if attempt < len(delays) else "model_unavailable")
-                logger.warning(
-                    "model call failed (%s: %s), attempt %d", type(exc).__name__, str(exc)[:200], attempt + 1
-                )
-                if attempt == len(delays):
-                    raise ModelServiceUnavailable(
-                        "the model service is overloaded or restarting; retry shortly"
-                    ) from None
-                await asyncio.sleep(delays[attempt])
-        raise AssertionError("unreachable")
+                computed = await self.batcher.submit(todo)
+            except GridcastError:
+                self.metrics.count("overloaded")
+                raise
+            for plan, answer in zip(todo, computed, strict=True):
+                answers[id(plan)] = answer
+        out = []
+        for plan in plans:
+            if plan.cached is not None:
+                out.append(hit(plan.cached, plan.degraded))
+                continue
+            answer = answers[id(plan)]
+            if isinstance(answer, GridcastError):
+                raise answer
+            out.append(self._respond(plan, answer))
+        return out
+
+    def _respond(self, plan: Plan, answer: Answer) -> bytes:
+        return self.core.respond(plan, answer)[1]
 
     @bentoml.api(route="/forecast", input_spec=ForecastQuery)
     async def forecast(self, **fields: Any) -> ForecastResult:
         """One forecast: points with intervals for the next ``horizon`` steps."""
         try:
-            (result,) = await self._answer([ForecastQuery.model_validate(fields)])
+            (body,) = await self._answer([ForecastQuery.model_construct(**fields).to_query()])
         except GridcastError as exc:
             return error_response(exc)
-        return ForecastResult.model_validate(result)
+        return Response(body, media_type="application/json")
 
     @bentoml.api(route="/forecast_batch", input_spec=BatchQuery)
     async def forecast_batch(self, requests: list[ForecastQuery]) -> BatchResult:
         """Several forecasts in one call (at most ``max_batch_requests``); answers keep the order."""
         try:
-            results = await self._answer(list(requests))
+            bodies = await self._answer([q.to_query() for q in requests])
         except GridcastError as exc:
             return error_response(exc)
-        return BatchResult(results=[ForecastResult.model_validate(r) for r in results])
+        return Response(b'{"results":[' + b",".join(bodies) + b"]}", media_type="application/json")
 
     @bentoml.api(route="/recent", input_spec=RecentQuery)
     async def recent(self, region: str, n: int = 168) -> RecentResult:
@@ -457,15 +411,13 @@ class Gridcast:
     @admin.post("/admin/observations")
     def add_observations(self, body: dict) -> dict:
         """Append observations to the state store (the embedded stand-in for the bridge)."""
-        import pandas as pd
-
-        from service.core import history_frame
+        from gridcast.forecast import on_grid
 
         query = ForecastQuery.model_validate({"region": body.get("region", ""), "horizon": 1,
-                                              "history": body.get("observations")})
+                                              "history": body.get("observations")}).to_query()
         served = self.catalog.resolve(query.region, "best")
-        frame = history_frame(query, step=pd.Timedelta(served.freq), max_points=self.settings.max_history_points)
-        added = self.state.add_observations(query.region, frame)
+        series = on_grid(query.history, served.step, "observations", max_points=self.settings.max_history_points)
+        added = self.state.add_observations(query.region, series.to_frame())
         return {"region": query.region, "added": int(added)}
 
 
@@ -485,7 +437,7 @@ def _describe(m: ServedModel) -> dict:
     }
 
 
-def _seed_state(state: Any, catalog: ModelCatalog) -> None:
+def _seed_state(state: Any, catalog: ModelCatalog, forecasters: dict) -> None:
     """Embedded default: seed an empty in-process store with the training data's tail.
 
     The served seasonal naive keeps the last week of the training data (load only);
@@ -493,20 +445,14 @@ def _seed_state(state: Any, catalog: ModelCatalog) -> None:
     store is the bridge's to fill, so it is left alone.
     """
     from gridcast.state import InMemoryStateStore
-    from gridcast.store import load_forecaster
 
     if not isinstance(state, InMemoryStateStore):
         return
     for region in catalog.regions():
-        naive = catalog.get(region, "naive")
+        naive = forecasters.get((region, "naive"))
         if naive is None or state.last_timestamp(region) is not None:
             continue
-        try:
-            tail = load_forecaster(naive.tag).tail_
-        except Exception:
-            logger.warning("could not seed the state of %s from %s", region, naive.tag, exc_info=True)
-            continue
-        state.add_observations(region, tail.to_frame("load_mw"))
+        state.add_observations(region, naive.tail_.to_frame("load_mw"))
 
 
 @admin.exception_handler(GridcastError)

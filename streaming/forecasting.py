@@ -1,15 +1,18 @@
 """How the bridge turns a region's recent history into a forecast: three pluggable ways.
 
-* ``inprocess`` — the service's storage-free core (:class:`service.core.ForecastCore`)
-  over the models served in the BentoML store, in this process. Regions without a
-  served model get the seasonal naive (the documented fallback).
+* ``inprocess`` — the core's forecast path (:class:`gridcast.forecast.ForecastCore`)
+  over the models served in the BentoML store, in this process: every job of a poll
+  (all due regions and requests) is planned, then computed in ONE batched call per
+  (region, alias), exactly as the service computes its batches. Regions without a
+  served model get the seasonal-naive profile (the documented fallback).
 * ``http`` — ``POST {settings.service_url}/forecast_batch``: the running service
-  answers, so its adaptive batching applies. It reads the same Redis state the bridge
-  has just written. Unknown regions get the local seasonal naive.
-* ``naive`` — seasonal naive over the state history only: no model store, no service
-  (tests, benchmarks of the pipeline itself, a bare deployment).
+  answers. It reads the same Redis state the bridge has just written. Unknown
+  regions get the local seasonal naive.
+* ``naive`` — the seasonal-naive profile of the state history only
+  (:func:`gridcast.models.base.profile_fallback`): no model store, no service (tests,
+  benchmarks of the pipeline itself, a bare deployment).
 
-Every way returns the service's response shape (:class:`service.schemas.ForecastResult`
+Every way returns the service's response document (:class:`gridcast.wire.ForecastResult`
 as a dict), so consumers of ``gridcast.forecasts`` and of the Redis cache see one format.
 A job that cannot be answered (too little history) returns ``{"error", "detail", "field"}``;
 an outage (service down) raises :class:`ForecastUnavailable` so the bridge retries and
@@ -25,11 +28,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
-from gridcast.errors import GridcastError, InsufficientDataError, ModelNotFoundError
+from gridcast.catalog import ModelCatalog, ServedModel
+from gridcast.errors import GridcastError, ModelNotFoundError
+from gridcast.forecast import Answer, ForecastCore, ModelRunner, Plan, Query, render
+from gridcast.models.base import profile_fallback
 from gridcast.schema import LOAD
+from gridcast.series import Series
 from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,115 +67,52 @@ class StreamForecaster(Protocol):
     async def close(self) -> None: ...
 
 
-def regular(history: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
-    """The history on a regular grid ending at its last point (missing steps = NaN)."""
-    if history.empty:
-        return history
-    grid = pd.date_range(history.index[0], history.index[-1], freq=step, name=history.index.name)
-    return history.reindex(grid)
-
-
 def error_result(job: Job, exc: GridcastError) -> dict:
     return {"region": job.region, "error": exc.code, "detail": exc.detail, "field": exc.field}
 
 
-def naive_result(
-    job: Job, history: pd.DataFrame, *, step: pd.Timedelta, reason: str | None, clock: Callable[[], datetime]
-) -> dict:
-    """The seasonal naive forecast in the service's response shape.
-
-    Exactly :class:`gridcast.models.base.SeasonalNaive` fitted on the history (weekly
-    when a week exists, else daily; holes filled from the previous step), computed
-    with numpy: the bridge forecasts hundreds of regions a second and the pandas path
-    costs ~50x more per call. ``tests/streaming/test_forecasting.py`` holds the two equal.
-    Fewer than one day of history answers with an ``insufficient_data`` error result.
-    """
-    step_s = int(step.total_seconds())
-    per_day = 86400 // step_s
-    level = tuple(sorted(job.level))
-    epochs = pd.DatetimeIndex(history.index).as_unit("s").asi8 if len(history) else np.empty(0, dtype="int64")
-    n = int((epochs[-1] - epochs[0]) // step_s + 1) if len(epochs) else 0
-    y = np.full(n, np.nan)
-    if n:
-        y[(epochs - epochs[0]) // step_s] = history[LOAD].to_numpy(dtype=float)
-    if n < per_day or np.isfinite(y).sum() < 2:
-        exc = InsufficientDataError(
-            f"region {job.region!r} has {n} recent steps; a forecast needs at least {per_day}", field="history"
-        )
-        return error_result(job, exc)
-    y = pd.Series(y).ffill().bfill().to_numpy()
-    season = 7 * per_day if n >= 7 * per_day else per_day
-    diffs = y[season:] - y[:-season]
-    sigma = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
-    steps = np.arange(job.horizon)
-    mean = y[-season:][steps % season]
-    spread = sigma * np.sqrt(steps // season + 1)
-    bounds = {lv: (mean - _z(lv) * spread, mean + _z(lv) * spread) for lv in level}
-    last = int(epochs[-1])
-    stamps = [datetime.fromtimestamp(last + step_s * (i + 1), UTC).isoformat() for i in range(job.horizon)]
-    widest = max(level)
-    points = []
-    for i, ts in enumerate(stamps):
-        intervals = {str(lv): {"lower": float(lo[i]), "upper": float(hi[i])} for lv, (lo, hi) in bounds.items()}
-        points.append({"timestamp": ts, "mean": float(mean[i]), "lower": intervals[str(widest)]["lower"],
-                       "upper": intervals[str(widest)]["upper"], "intervals": intervals})
-    return _envelope(job, points, model="naive", version=f"seasonal-naive-{'weekly' if season > per_day else 'daily'}",
-                     origin=datetime.fromtimestamp(last, UTC).isoformat(), reason=reason, clock=clock)
-
-
-_Z: dict[int, float] = {}
-
-
-def _z(level: int) -> float:
-    """Normal quantile of a central interval (cached: scipy's ppf is slow per call)."""
-    if level not in _Z:
-        from scipy.stats import norm
-
-        _Z[level] = float(norm.ppf(0.5 + level / 200))
-    return _Z[level]
-
-
-def _envelope(job: Job, points: list[dict], *, model: str, version: str, origin: str, reason: str | None,
-              clock: Callable[[], datetime]) -> dict:
-    return {
-        "region": job.region, "model": model, "requested_model": job.model, "model_version": version,
-        "issued_at": clock().isoformat(), "origin": origin, "level": sorted(job.level), "points": points,
-        "cached": False, "fallback": reason is not None, "fallback_reason": reason,
-        "history_source": "state", "degraded": [],
-    }
+def _series(history: pd.DataFrame | None, step: int) -> Series | None:
+    if history is None or len(history) == 0 or LOAD not in history:
+        return None
+    return Series.from_frame(history, step=step)
 
 
 class NaiveForecaster:
-    """Seasonal naive over the state history: no model store, no service."""
+    """The seasonal-naive profile of the state history: no model store, no service."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.settings = settings
-        self.step = pd.Timedelta(seconds=settings.stream_step_s)
+        self.step = settings.stream_step_s
         self.clock = clock
 
     def prepare(self) -> None:
-        """Pay the one-off costs (scipy import, quantiles) before the first message waits on them."""
-        for level in self.settings.levels:
-            _z(level)
+        return None
 
     async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
-        # inline, not in a thread: ~0.3 ms of numpy per job, and a thread hop costs more
-        # than that on a busy machine
-        return self._forecast(jobs, histories)
-
-    def _forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
+        # inline, not in a thread: well under a millisecond of numpy per job
         return [self.one(job, histories.get(job.region), reason=None) for job in jobs]
 
-    def one(self, job: Job, history: pd.DataFrame | None, *, reason: str | None) -> dict:
+    def one(self, job: Job, history: pd.DataFrame | Series | None, *, reason: str | None) -> dict:
         if job.query and job.query.get("history"):
             rows = job.query["history"]
             history = pd.DataFrame(
                 {LOAD: [float(r["load_mw"]) for r in rows]},
                 index=pd.DatetimeIndex(pd.to_datetime([r["timestamp"] for r in rows], utc=True), name="timestamp"),
             )
-        if history is None:
-            history = pd.DataFrame({LOAD: []}, index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
-        return naive_result(job, history, step=self.step, reason=reason, clock=self.clock)
+        series = history if isinstance(history, Series) or history is None else _series(history, self.step)
+        if series is None:
+            return error_result(job, GridcastError(f"region {job.region!r} has no recent observations",
+                                                   field="history"))
+        level = tuple(sorted(job.level))
+        try:
+            fc = profile_fallback(series, horizon=job.horizon, level=level)
+        except GridcastError as exc:
+            exc.detail = f"region {job.region!r}: {exc.detail}"
+            return error_result(job, exc)
+        version = f"seasonal-naive-{'weekly' if len(series) >= 7 * 86400 // series.step else 'daily'}"
+        plan = Plan(Query(job.region, job.horizon, job.model, level), ServedModel(job.region, "naive", version),
+                    level, series, None, "state", series.end)
+        return render(plan, Answer(fc, "naive", version, reason), issued_at=self.clock())
 
     async def close(self) -> None:
         return None
@@ -181,65 +124,68 @@ class _Prefetched:
     def __init__(self, histories: Mapping[str, pd.DataFrame]) -> None:
         self.histories = histories
 
-    def history(self, region: str, n: int | None = None) -> pd.DataFrame:
+    def history(self, region: str, n: int | None = None) -> pd.DataFrame | None:
         frame = self.histories.get(region)
         if frame is None:
-            return pd.DataFrame({LOAD: []}, index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
+            return None
         return frame if n is None else frame.iloc[-n:]
 
 
 class InProcessForecaster:
-    """The service's core with the store's served models, loaded once at start."""
+    """The core with the store's served models, loaded once at start; one batched call per poll."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.settings = settings
         self.clock = clock
         self.naive = NaiveForecaster(settings, clock=clock)
-        self._models: Any = None
+        self.runner: ModelRunner | None = None
 
     def prepare(self) -> None:
-        self.naive.prepare()
         self.load()
 
     def load(self) -> None:
         """Load the served models (slow: call from a thread at start-up)."""
-        from service.core import LocalModels, ModelCatalog
         from gridcast.store import load_forecaster, served_models
 
         stored = served_models()
         catalog = ModelCatalog.from_store(stored)
         forecasters = {(s.region, s.alias): load_forecaster(s.tag) for s in stored}
-        self._models = LocalModels(catalog, forecasters)
+        self.runner = ModelRunner(catalog, forecasters)
+        self.runner.warm_up()
         logger.info("bridge: %d served model(s) loaded for %d region(s)", len(forecasters), len(catalog.regions()))
 
     async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
-        if self._models is None:
+        if self.runner is None:
             await asyncio.to_thread(self.load)
         return await asyncio.to_thread(self._forecast, jobs, histories)
 
     def _forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
-        from service.core import ForecastCore
-        from service.schemas import ForecastQuery
+        from gridcast.wire import ForecastQuery
 
-        step = self.naive.step
-        state = _Prefetched({r: regular(h, step) for r, h in histories.items()})
-        core = ForecastCore(settings=self.settings, models=self._models, state=state, cache=None, clock=self.clock)
-        served = set(self._models.catalog.regions())
-        results: list[dict] = []
-        for job in jobs:
-            if job.region not in served:
-                reason = f"no model is served for region {job.region!r}"
-                results.append(self.naive.one(job, state.history(job.region), reason=reason))
-                continue
-            query = dict(job.query or {"region": job.region, "model": job.model, "horizon": job.horizon,
-                                       "level": list(job.level)})
+        state = _Prefetched(histories)
+        core = ForecastCore(settings=self.settings, catalog=self.runner.catalog, runner=self.runner, state=state,
+                            clock=self.clock)
+        results: list[dict | None] = [None] * len(jobs)
+        plans: list[tuple[int, Plan]] = []
+        for i, job in enumerate(jobs):
             try:
-                results.append(core.forecast([ForecastQuery.model_validate(query)])[0])
+                if job.query:
+                    query = ForecastQuery.model_validate(job.query).to_query()
+                else:
+                    query = Query(job.region, job.horizon, job.model, tuple(job.level))
+                (plan,) = core.plan([query])
+                plans.append((i, plan))
             except ModelNotFoundError as exc:
-                results.append(self.naive.one(job, state.history(job.region), reason=exc.detail))
+                results[i] = self.naive.one(job, histories.get(job.region), reason=exc.detail)
             except GridcastError as exc:
-                results.append(error_result(job, exc))
-        return results
+                results[i] = error_result(job, exc)
+        answers = self.runner.run([p for _, p in plans]) if plans else []
+        for (i, plan), answer in zip(plans, answers, strict=True):
+            if isinstance(answer, GridcastError):
+                results[i] = error_result(jobs[i], answer)
+            else:
+                results[i] = core.respond(plan, answer)[0]
+        return results  # type: ignore[return-value]
 
     async def close(self) -> None:
         return None
@@ -256,7 +202,7 @@ class HttpForecaster:
         self.client = httpx.AsyncClient(base_url=settings.service_url, timeout=30.0)
 
     def prepare(self) -> None:
-        self.naive.prepare()
+        return None
 
     async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
         results: list[dict] = []

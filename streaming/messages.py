@@ -176,7 +176,7 @@ def parse_observation(raw: bytes | None, *, settings: Settings, now_s: float) ->
 def parse_request(raw: bytes | None, *, settings: Settings) -> tuple[str, dict[str, Any]]:
     """Validate a forecast request; ``(request_id, query fields)``.
 
-    The query fields are checked again by the forecaster (:class:`service.schemas.ForecastQuery`);
+    The query fields are checked again by the forecaster (:class:`gridcast.wire.ForecastQuery`);
     here only what the bridge itself needs: an id to answer to, a region, a horizon.
 
     Raises:
@@ -184,7 +184,7 @@ def parse_request(raw: bytes | None, *, settings: Settings) -> tuple[str, dict[s
     """
     from pydantic import ValidationError
 
-    from service.schemas import ForecastQuery
+    from gridcast.wire import ForecastQuery
 
     doc = _load_json(raw)
     request_id = doc.pop("request_id", None)

@@ -57,7 +57,7 @@ class ServiceClient:
         self.timeout_s = timeout_s
 
     def forecast(self, query: dict[str, Any]) -> dict[str, Any]:
-        """``POST /forecast``: one :class:`~service.schemas.ForecastQuery` → one result."""
+        """``POST /forecast``: one :class:`~gridcast.wire.ForecastQuery` → one result."""
         return self._call("POST", "/forecast", query)
 
     def forecast_batch(self, queries: list[dict[str, Any]]) -> list[dict[str, Any]]:

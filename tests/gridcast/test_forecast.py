@@ -1,4 +1,4 @@
-"""Unit tests of the request → core → response path (no HTTP, no BentoML, no Redis)."""
+"""Unit tests of the query → plan → batched model call → response path (no HTTP, no Redis)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.core import ForecastCore, LocalModels, ModelCatalog, ServedModel, history_frame
-from service.schemas import ForecastQuery
+from gridcast.catalog import ModelCatalog, ServedModel
 from gridcast.errors import InsufficientDataError, ModelNotFoundError, UserInputError
+from gridcast.forecast import ForecastCore, ModelRunner, Query, on_grid, points_from_rows
 from gridcast.models.base import SeasonalNaive
+from gridcast.schema import LOAD, WEATHER
 from gridcast.settings import Settings
 
 
@@ -20,8 +21,15 @@ def observations(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def ForecastQuery(*, history=None, weather=None, level=(80, 95), **fields) -> Query:  # noqa: N802 (reads like the wire)
+    """A core query as an edge would build it (object-per-point history)."""
+    return Query(**fields, level=tuple(level),
+                 history=points_from_rows(history, (LOAD, *WEATHER)) if history is not None else None,
+                 weather=points_from_rows(weather, WEATHER) if weather is not None else None)
+
+
 @pytest.fixture(scope="module")
-def local(region_history: pd.DataFrame) -> LocalModels:
+def local(region_history: pd.DataFrame) -> ModelRunner:
     """Weekly naive served as 'naive' and, with different metadata, as a stand-in 'sarimax'."""
     weekly = SeasonalNaive().fit(region_history)
     daily = SeasonalNaive(season_days=1).fit(region_history)
@@ -29,12 +37,12 @@ def local(region_history: pd.DataFrame) -> LocalModels:
         ServedModel("region-1", "naive", "gridcast-naive-region-1:v1", {"val_mape": 5.0, "freq": "1h"}),
         ServedModel("region-1", "sarimax", "gridcast-sarimax-region-1:v1", {"val_mape": 3.0, "freq": "1h"}),
     ])
-    return LocalModels(catalog, {("region-1", "naive"): weekly, ("region-1", "sarimax"): daily})
+    return ModelRunner(catalog, {("region-1", "naive"): weekly, ("region-1", "sarimax"): daily})
 
 
 @pytest.fixture
-def core(local: LocalModels) -> ForecastCore:
-    return ForecastCore(settings=Settings(), models=local, state=None, cache=None)
+def core(local: ModelRunner) -> ForecastCore:
+    return ForecastCore(settings=Settings(), catalog=local.catalog, runner=local)
 
 
 def test_forecast_from_request_history_has_points_and_intervals(core, region_history):
@@ -72,7 +80,7 @@ def test_short_history_falls_back_to_daily_naive_and_says_why(core, region_histo
     q = ForecastQuery(region="region-1", model="naive", horizon=6, history=observations(hist))
     (res,) = core.forecast([q])
     assert res["fallback"] and "168" in res["fallback_reason"]
-    assert res["model_version"] == "seasonal-naive-daily"
+    assert res["model_version"] == "seasonal-naive-profile"
     assert res["points"][0]["mean"] == pytest.approx(hist["load_mw"].iloc[-24])
 
 
@@ -125,13 +133,13 @@ def _hist(region_history, mutate):
 def test_history_must_be_increasing_on_the_grid(region_history, mutate, field):
     q = _hist(region_history, mutate)
     with pytest.raises(UserInputError) as info:
-        history_frame(q, step=pd.Timedelta("1h"), max_points=1000)
+        on_grid(q.history, 3600, "history", max_points=1000)
     assert info.value.field == field
 
 
 def test_history_longer_than_the_setting_is_refused(core, region_history):
     q = ForecastQuery(region="region-1", model="naive", horizon=3, history=observations(region_history.iloc[-50:]))
-    small = ForecastCore(settings=Settings(max_history_points=20), models=core.local, state=None, cache=None)
+    small = ForecastCore(settings=Settings(max_history_points=20), catalog=core.catalog, runner=core.runner)
     with pytest.raises(UserInputError, match="at most 20") as info:
         small.forecast([q])
     assert info.value.field == "history"
@@ -148,8 +156,10 @@ def test_batch_errors_point_at_the_request(core):
 def test_nan_history_is_refused_by_the_schema():
     from pydantic import ValidationError
 
+    from gridcast.wire import ForecastQuery as WireQuery
+
     with pytest.raises(ValidationError):
-        ForecastQuery(region="r", horizon=1, history=[{"timestamp": "2024-01-01T00:00:00Z", "load_mw": np.nan}])
+        WireQuery(region="r", horizon=1, history=[{"timestamp": "2024-01-01T00:00:00Z", "load_mw": np.nan}])
 
 
 def test_state_store_history_is_used_unless_it_is_the_models_own_tail(local, region_history):
@@ -159,15 +169,142 @@ def test_state_store_history_is_used_unless_it_is_the_models_own_tail(local, reg
     catalog = ModelCatalog([
         ServedModel("region-1", "naive", "gridcast-naive-region-1:v1", {"freq": "1h", "context_end": end.isoformat()}),
     ])
-    models = LocalModels(catalog, {("region-1", "naive"): local.forecasters[("region-1", "naive")]})
+    models = ModelRunner(catalog, {("region-1", "naive"): local.forecasters[("region-1", "naive")]})
     q = ForecastQuery(region="region-1", model="naive", horizon=2)
 
     seeded = InMemoryStateStore()
     seeded.add_observations("region-1", region_history.iloc[-200:][["load_mw"]])
-    (res,) = ForecastCore(settings=Settings(), models=models, state=seeded, cache=None).forecast([q])
+    (res,) = ForecastCore(settings=Settings(), catalog=catalog, runner=models, state=seeded).forecast([q])
     assert res["history_source"] == "model" and pd.Timestamp(res["origin"]) == end
 
     replay = InMemoryStateStore()  # a replay of older data: forecast after ITS last point
     replay.add_observations("region-1", region_history.iloc[-400:-100][["load_mw"]])
-    (res,) = ForecastCore(settings=Settings(), models=models, state=replay, cache=None).forecast([q])
+    (res,) = ForecastCore(settings=Settings(), catalog=catalog, runner=models, state=replay).forecast([q])
     assert res["history_source"] == "state" and pd.Timestamp(res["origin"]) == region_history.index[-101]
+
+
+# ---- the cache, the payload forms, the guard, batching -----------------------------------
+
+
+def test_a_cache_hit_returns_the_bytes_of_the_miss_that_filled_it(local, region_history):
+    import orjson
+
+    from gridcast.cache import InMemoryTTLCache
+    from gridcast.forecast import hit
+
+    core = ForecastCore(settings=Settings(), catalog=local.catalog, runner=local, cache=InMemoryTTLCache())
+    q = ForecastQuery(region="region-1", model="naive", horizon=24, history=observations(region_history.iloc[-200:]))
+    (plan,) = core.plan([q])
+    assert plan.cached is None and plan.key is not None
+    (answer,) = local.run([plan])
+    doc, body = core.respond(plan, answer)
+    (again,) = core.plan([q])
+    assert again.cached == body  # the stored bytes, as they were
+    served = orjson.loads(hit(again.cached))
+    assert served.pop("cached") is True and doc.pop("cached") is False
+    assert served == doc
+    other = ForecastQuery(region="region-1", model="naive", horizon=24,
+                          history=observations(region_history.iloc[-201:-1]))
+    assert core.plan([other])[0].cached is None  # another history is another forecast
+
+
+def test_columnar_and_object_payloads_give_the_same_forecast(core, region_history):
+    from gridcast.wire import ForecastQuery as WireQuery
+
+    hist = region_history.iloc[-200:]
+    objects = WireQuery(region="region-1", model="naive", horizon=12, history=observations(hist))
+    columnar = WireQuery(region="region-1", model="naive", horizon=12, history={
+        "start": hist.index[0].isoformat(), "step": "1h",
+        "load_mw": hist["load_mw"].tolist(), "temperature_c": hist["temperature_c"].tolist()})
+    a, b = core.forecast([objects.to_query(), columnar.to_query()])
+    for doc in (a, b):
+        doc.pop("issued_at")
+    assert a == b and not a["fallback"]
+
+
+def test_columnar_payload_with_unequal_columns_is_refused():
+    from pydantic import ValidationError
+
+    from gridcast.wire import ForecastQuery as WireQuery
+
+    with pytest.raises(ValidationError, match="equal lengths"):
+        WireQuery(region="r", horizon=1, history={"start": "2024-01-01T00:00:00Z", "load_mw": [1.0, 2.0],
+                                                  "temperature_c": [3.0]})
+
+
+class _Exploding(SeasonalNaive):
+    """A member gone wrong: forecasts of 10^11 MW (as the ensemble once did around a clock change)."""
+
+    def predict_series(self, requests):
+        out = super().predict_series(requests)
+        for fc in out:
+            fc.mean[:] = 3e11
+        return out
+
+
+def test_an_implausible_forecast_never_leaves_the_core(region_history):
+    lo, hi = float(region_history["load_mw"].min()), float(region_history["load_mw"].max())
+    band = {"lo": lo - (hi - lo), "hi": hi + (hi - lo)}
+    catalog = ModelCatalog([
+        ServedModel("region-1", "lstm", "gridcast-lstm-region-1:v1", {"freq": "1h", "plausible_band": band}),
+        ServedModel("region-1", "naive", "gridcast-naive-region-1:v1", {"freq": "1h", "plausible_band": band}),
+    ])
+    runner = ModelRunner(catalog, {("region-1", "lstm"): _Exploding().fit(region_history),
+                                   ("region-1", "naive"): SeasonalNaive().fit(region_history)})
+    core = ForecastCore(settings=Settings(), catalog=catalog, runner=runner)
+    q = ForecastQuery(region="region-1", model="lstm", horizon=24, history=observations(region_history.iloc[-200:]))
+    (res,) = core.forecast([q])
+    assert res["fallback"] and "implausible" in res["fallback_reason"]
+    assert res["model"] == "naive" and res["model_version"] == "gridcast-naive-region-1:v1"
+    assert max(p["mean"] for p in res["points"]) <= hi
+
+
+def test_batched_lstm_answers_equal_single_forecasts(region_history):
+    from gridcast.models.lstm import LSTMForecaster
+
+    lstm = LSTMForecaster(quick=True, epochs=1, verbose=0).fit(region_history.iloc[:-300])
+    catalog = ModelCatalog([ServedModel("region-1", "lstm", "gridcast-lstm-region-1:v1", {"freq": "1h"})])
+    core = ForecastCore(settings=Settings(), catalog=catalog, runner=ModelRunner(catalog, {("region-1", "lstm"): lstm}))
+    queries = [ForecastQuery(region="region-1", model="lstm", horizon=h, level=lv,
+                             history=observations(region_history.iloc[-700 + k * 17: -300 + k * 17]))
+               for k, (h, lv) in enumerate([(24, (80, 95)), (168, (90,)), (1, (50, 99)), (48, (80,))])]
+    batched = core.forecast(queries)
+    for q, got in zip(queries, batched, strict=True):
+        (alone,) = core.forecast([q])
+        assert not got["fallback"] and got["model"] == "lstm"
+        for a, b in zip(got["points"], alone["points"], strict=True):
+            assert a["timestamp"] == b["timestamp"]
+            assert a["mean"] == pytest.approx(b["mean"], abs=1e-6)
+            for key, bounds in a["intervals"].items():
+                assert bounds["lower"] == pytest.approx(b["intervals"][key]["lower"], abs=1e-6)
+                assert bounds["upper"] == pytest.approx(b["intervals"][key]["upper"], abs=1e-6)
+
+
+async def test_the_batcher_merges_concurrent_submissions_and_sheds_past_its_queue():
+    import asyncio
+    import threading
+
+    from gridcast.batching import Batcher
+    from gridcast.errors import OverloadedError
+
+    calls: list[list[int]] = []
+    release = threading.Event()
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        release.wait(5)
+        return [x * 10 for x in items]
+
+    batcher = Batcher(run, max_batch=8, max_queue=6)
+    first = asyncio.create_task(batcher.submit([1]))  # occupies the model
+    await asyncio.sleep(0.05)
+    waiting = [asyncio.create_task(batcher.submit([i, i + 100])) for i in (2, 3, 4)]
+    await asyncio.sleep(0.05)
+    assert batcher.queued == 6
+    with pytest.raises(OverloadedError) as info:
+        await batcher.submit([9])  # refused at once: the queue is full
+    assert info.value.http_status == 503 and info.value.retryable
+    release.set()
+    assert await first == [10]
+    assert [await w for w in waiting] == [[20, 1020], [30, 1030], [40, 1040]]
+    assert calls == [[1], [2, 102, 3, 103, 4, 104]]  # the three waiting submissions ran as one batch

@@ -143,9 +143,10 @@ BAD = [
     ("model-not-served", dict(GOOD, model="sarimax"), 404, "model"),
     ("unknown-model", dict(GOOD, model="prophet"), 400, "model"),
     ("horizon-zero", dict(GOOD, horizon=0), 400, "horizon"),
-    ("horizon-too-long", dict(GOOD, horizon=169), 422, "horizon"),
+    ("horizon-too-long", dict(GOOD, horizon=169), 400, "horizon"),
     ("horizon-not-int", dict(GOOD, horizon="soon"), 400, "horizon"),
-    ("level-100", dict(GOOD, level=[100]), 422, "level"),
+    ("level-100", dict(GOOD, level=[100]), 400, "level[0]"),
+    ("level-repeated", dict(GOOD, level=[80, 80]), 400, "level"),
     ("missing-region", {"horizon": 3}, 400, "region"),
     ("extra-field", dict(GOOD, colour="red"), 400, "colour"),
     ("off-grid", dict(GOOD, history=_hist(i5=dict(_hist()[5], timestamp="2024-03-01T05:30:00+00:00"))),
@@ -154,7 +155,9 @@ BAD = [
     ("naive-timestamp", dict(GOOD, history=_hist(i0={"timestamp": "2024-03-01T00:00:00", "load_mw": 1.0})),
      400, "history[0].timestamp"),
     ("negative-history-too-short", dict(GOOD, history=_hist(n=5)), 422, "history"),
-    ("history-too-long", dict(GOOD, history=_hist(n=24 * 7 * 8 + 1)), 422, "history"),
+    ("history-too-long", dict(GOOD, history=_hist(n=24 * 7 * 8 + 1)), 400, "history"),
+    ("columnar-unequal", dict(GOOD, history={"start": "2024-03-01T00:00:00+00:00", "load_mw": [1.0, 2.0],
+                                             "temperature_c": [3.0]}), 400, "history"),
     ("weather-before-origin", dict(GOOD, history=_hist(), weather=[
         {"timestamp": "2024-03-01T00:00:00+00:00", "temperature_c": 20.0}]), 422, "weather[0].timestamp"),
 ]
@@ -198,7 +201,7 @@ def test_batch_bounds_and_errors_name_the_request(client):
 
     n = get_settings().max_batch_requests + 1
     r = client.post("/forecast_batch", json={"requests": [GOOD] * n})
-    assert r.status_code == 422 and r.json()["field"] == "requests"
+    assert r.status_code == 400 and r.json()["field"] == "requests"
     r = client.post("/forecast_batch", json={"requests": [GOOD, dict(GOOD, region="atlantis")]})
     assert r.status_code == 404 and r.json()["field"] == "requests[1].region"
 
