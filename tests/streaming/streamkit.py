@@ -143,6 +143,52 @@ async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], *, timeout_s
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
 
 
+def held(stream: Stream, region: str) -> dict[pd.Timestamp, float]:
+    """What Redis holds for ``region``: timestamp -> load (hash and index checked to agree)."""
+    p = stream.settings.redis_key_prefix
+    with stream.redis as r:
+        rows = r.hgetall(f"{p}:obs:{region}")
+        index = r.zrange(f"{p}:idx:{region}", 0, -1)
+    assert sorted(rows) == sorted(index), f"{region}: hash and index out of step"
+    return {pd.Timestamp(int(e), unit="s", tz="UTC"): json.loads(doc)["load_mw"] for e, doc in rows.items()}
+
+
+def produced(docs: Iterable[dict], region: str, last: int | None = None) -> dict[pd.Timestamp, float]:
+    """timestamp -> load of ``region``'s documents (the newest ``last`` of them if given)."""
+    mine = [d for d in docs if isinstance(d, dict) and d["region"] == region]
+    if last is not None:
+        mine = mine[-last:]
+    return {pd.Timestamp(d["timestamp"]): d["load_mw"] for d in mine}
+
+
+async def committed_offsets(settings: Settings) -> dict[int, int]:
+    """The consumer group's committed offsets on the observations topic, by partition."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.consumer_group)
+    finally:
+        await admin.close()
+    return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == settings.topic_observations}
+
+
+async def end_offsets(settings: Settings) -> dict[int, int]:
+    """The observations topic's end offsets, by partition."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        # the bridge creates its topics with settings.topic_partitions partitions
+        parts = range(settings.topic_partitions)
+        ends = await consumer.end_offsets([TopicPartition(settings.topic_observations, p) for p in parts])
+    finally:
+        await consumer.stop()
+    return {tp.partition: off for tp, off in ends.items() if off > 0}
+
+
 def delete_topics(settings: Settings) -> None:
     """Remove a test's topics from the shared broker (in a thread: the test's loop may be closed or running)."""
     import threading

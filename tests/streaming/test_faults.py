@@ -1,13 +1,17 @@
-"""At least once, proven: kill -9, Redis and Kafka restarts, two bridges in one group.
+"""At least once, proven: kill -9, Redis and Kafka restarts, two bridges in one group,
+and a publish that fails after the Redis write.
 
-Each test streams N observations and then checks the two promises: Redis holds
-exactly N (none lost, none doubled) and every region's latest forecast starts after
-its last observation. Restarted services are PRIVATE instances (own ports and dirs).
+Each test streams N observations and then checks the promises: Redis holds exactly
+the rows produced, each with its produced value (none lost, none extra), every
+region's latest forecast starts at its last observation, and where it matters the
+forecasts topic and the group's committed offsets are checked too. Restarted services
+are PRIVATE instances (own free ports and dirs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +20,9 @@ import sys
 import pandas as pd
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from tests.streaming.streamkit import ROOT, make_stream, observations, produce, script, wait_for
+from tests.streaming.streamkit import (ROOT, committed_offsets, consume_all, end_offsets, held, make_stream,
+                                      observations, produce, produced, script, wait_for)
+from tests.support import free_port
 
 from streaming.bridge import Bridge
 
@@ -30,7 +36,8 @@ def complete(stream, regions, hours) -> bool:
 def check_result(stream, docs, regions, hours) -> None:
     last = pd.Timestamp(docs[-1]["timestamp"])
     for region in regions:
-        assert stream.count(region) == hours, region
+        assert held(stream, region) == produced(docs, region), region  # exactly the rows, with their values
+        assert len(produced(docs, region)) == hours
         latest = stream.latest(region)
         assert latest is not None and pd.Timestamp(latest["origin"]) == last, region
 
@@ -77,9 +84,9 @@ async def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(stream):
 
 
 async def test_redis_stopped_and_restarted_mid_stream(services, tmp_path):
-    env = {"REDIS_PORT": "6393", "REDIS_DIR": str(tmp_path / "redis")}
+    env = {"REDIS_PORT": str(free_port()), "REDIS_DIR": str(tmp_path / "redis")}
     script("redis.sh", "up", env)
-    stream = make_stream("redis://127.0.0.1:6393/0", services["bootstrap"])
+    stream = make_stream(f"redis://127.0.0.1:{env['REDIS_PORT']}/0", services["bootstrap"])
     s = stream.settings
     regions = ["a", "b"]
     hours = 72
@@ -107,9 +114,10 @@ async def test_redis_stopped_and_restarted_mid_stream(services, tmp_path):
 
 
 async def test_kafka_stopped_and_restarted_mid_stream(services, tmp_path):
-    env = {"KAFKA_PORT": "19392", "KAFKA_CONTROLLER_PORT": "19393", "KAFKA_DIR": str(tmp_path / "kafka")}
+    env = {"KAFKA_PORT": str(free_port()), "KAFKA_CONTROLLER_PORT": str(free_port()),
+           "KAFKA_DIR": str(tmp_path / "kafka")}
     script("kafka.sh", "up", env)
-    stream = make_stream(services["redis_url"], "127.0.0.1:19392")
+    stream = make_stream(services["redis_url"], f"127.0.0.1:{env['KAFKA_PORT']}")
     s = stream.settings
     regions = ["a", "b"]
     hours = 72
@@ -121,10 +129,10 @@ async def test_kafka_stopped_and_restarted_mid_stream(services, tmp_path):
         task = await start(bridge)
         await produce(s.kafka_bootstrap, s.topic_observations, docs[:half])
         await wait_for(lambda: complete(stream, regions, hours // 2), what="first half")
-        script("kafka.sh", "down", env)
-        await asyncio.sleep(2)
+        script("kafka.sh", "down", env)  # returns once the broker process is gone
         assert not task.done()
         script("kafka.sh", "up", env)
+        assert not task.done()  # the bridge rode out the outage
         await produce(s.kafka_bootstrap, s.topic_observations, docs[half:])
         await wait_for(lambda: complete(stream, regions, hours) and all(
             pd.Timestamp(stream.latest(r)["origin"]) == pd.Timestamp(docs[-1]["timestamp"]) for r in regions),
@@ -183,3 +191,134 @@ async def test_two_bridges_share_partitions_and_hand_over_on_stop(stream):
             await asyncio.wait_for(task, 60)
     check_result(stream, docs, regions, 72)
     assert a.metrics.counts["processed"] + b.metrics.counts["processed"] >= len(docs)
+
+
+async def test_publish_failing_after_the_redis_write_moves_no_offset_and_the_batch_is_redelivered(
+    stream, monkeypatch
+):
+    """The one place at-least-once can break: rows in Redis, forecast not published, offset not committed."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
+
+    s = stream.settings
+    regions = ["a", "b"]
+    docs = observations(regions, 48)
+    first, second = docs[:48], docs[48:]  # 24 hours each
+    failing = False
+    refused: list[str] = []
+    real_send = AIOKafkaProducer.send
+
+    async def send(self, topic, *args, **kwargs):
+        if topic == s.topic_forecasts and failing:
+            refused.append(topic)
+            raise KafkaConnectionError("injected: the forecasts topic cannot be reached")
+        return await real_send(self, topic, *args, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaProducer, "send", send)
+    a = Bridge(s)
+    task_a = await start(a)
+    try:
+        await produce(s.kafka_bootstrap, s.topic_observations, first)
+        ends = await end_offsets(s)
+        await wait_for(lambda: committed_offsets(s), what="the group to commit")
+        await wait_for(lambda: _equal(committed_offsets(s), ends), what="the first day committed")
+        before = await committed_offsets(s)
+
+        failing = True
+        await produce(s.kafka_bootstrap, s.topic_observations, second)
+        await wait_for(lambda: all(held(stream, r) == produced(docs, r) for r in regions) and len(refused) >= 3,
+                       what="the Redis write done and the publish refused three times")
+        assert await committed_offsets(s) == before  # written to Redis, not published: not committed
+        a.stop()  # while the publish still fails: it leaves without committing
+        await asyncio.wait_for(task_a, 60)
+    finally:
+        a.stop()
+        if not task_a.done():
+            task_a.cancel()
+    assert await committed_offsets(s) == before
+    assert a.metrics.counts["retries"] >= 3
+
+    failing = False
+    b = Bridge(s)
+    task_b = await start(b)
+    last = pd.Timestamp(docs[-1]["timestamp"])
+    try:
+        await wait_for(lambda: all(stream.latest(r) and pd.Timestamp(stream.latest(r)["origin"]) == last
+                                   for r in regions) and b.metrics.counts["commits"] > 0, what="the redelivery")
+        await wait_for(lambda: _equal(committed_offsets(s), end_offsets(s)), what="everything committed")
+    finally:
+        b.stop()
+        await asyncio.wait_for(task_b, 60)
+    # exactly the uncommitted messages came again, once; nothing lost, nothing extra in Redis
+    assert b.metrics.counts["consumed"] == len(second) and b.metrics.counts["processed"] == len(second)
+    check_result(stream, docs, regions, 48)
+    msgs = await consume_all(s.kafka_bootstrap, s.topic_forecasts, timeout_s=30,
+                             until=lambda ms: sum(1 for m in ms) >= a.metrics.counts["forecasts"]
+                             + b.metrics.counts["forecasts"])
+    published = [(json.loads(m.value)["region"], json.loads(m.value)["origin"]) for m in msgs]
+    assert len(published) == len(set(published)) == a.metrics.counts["forecasts"] + b.metrics.counts["forecasts"]
+    for region in regions:  # the forecast A could not publish, B did, once
+        assert published.count((region, last.isoformat())) == 1
+
+
+async def _equal(a, b) -> bool:
+    """Both sides awaited when they are awaitables (the helpers are coroutines)."""
+    a = await a if asyncio.iscoroutine(a) else a
+    b = await b if asyncio.iscoroutine(b) else b
+    return a == b
+
+
+async def test_kill_9_one_of_two_bridges_mid_stream_loses_nothing(stream):
+    s = stream.settings
+    regions = regions_on_every_partition(s.topic_partitions)
+    hours = 72
+    docs = observations(regions, hours)
+    requests = [{"request_id": f"r{i}", "region": regions[i % len(regions)], "horizon": 6} for i in range(12)]
+    procs = [spawn_bridge(stream), spawn_bridge(stream)]
+    try:
+        await wait_for(lambda: _members(s), timeout_s=90, what="both bridges in the group with partitions")
+
+        async def feed() -> None:  # a steady stream, so the kill lands mid-stream
+            for i in range(0, len(docs), 24):
+                await produce(s.kafka_bootstrap, s.topic_observations, docs[i:i + 24])
+                if i // 24 < len(requests):
+                    await produce(s.kafka_bootstrap, s.topic_requests, [requests[i // 24]], key_field="request_id")
+
+        feeding = asyncio.create_task(feed())
+        await wait_for(lambda: sum(stream.count(r) for r in regions) >= len(docs) // 4, timeout_s=90,
+                       what="a quarter of the stream in Redis")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].communicate(timeout=10)
+        assert procs[0].returncode == -signal.SIGKILL
+        assert not feeding.done() or sum(stream.count(r) for r in regions) < len(docs)  # killed mid-stream
+        await feeding
+        last = pd.Timestamp(docs[-1]["timestamp"])
+        await wait_for(lambda: complete(stream, regions, hours) and all(
+            stream.latest(r) and pd.Timestamp(stream.latest(r)["origin"]) == last for r in regions),
+            timeout_s=120, what="the survivor to take over and catch up")
+        msgs = await consume_all(s.kafka_bootstrap, s.topic_forecasts, timeout_s=120, until=lambda ms: {
+            json.loads(m.value)["request_id"] for m in ms} >= {q["request_id"] for q in requests})
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        _, err = procs[1].communicate(timeout=60)
+    assert procs[1].returncode == 0, err.decode()[-2000:]
+    check_result(stream, docs, regions, hours)
+    answered = {json.loads(m.value)["request_id"] for m in msgs}
+    assert answered >= {q["request_id"] for q in requests}  # every request answered at least once
+
+
+async def _members(s) -> bool:
+    """True once the group is stable with two members that each own partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        (resp,) = await admin.describe_consumer_groups([s.consumer_group])
+    finally:
+        await admin.close()
+    group = resp.groups[0]
+    state, members = group[2], group[5]
+    return state == "Stable" and len(members) == 2 and all(len(m[4]) > 0 for m in members)
