@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from gridcast.catalog import ModelCatalog, ServedModel
-from gridcast.errors import GridcastError, ModelNotFoundError
+from gridcast.errors import GridcastError, InsufficientDataError, ModelNotFoundError
 from gridcast.forecast import Answer, ForecastCore, ModelRunner, Plan, Query, render
 from gridcast.models.base import profile_fallback
 from gridcast.schema import LOAD
@@ -101,8 +101,8 @@ class NaiveForecaster:
             )
         series = history if isinstance(history, Series) or history is None else _series(history, self.step)
         if series is None:
-            return error_result(job, GridcastError(f"region {job.region!r} has no recent observations",
-                                                   field="history"))
+            return error_result(job, InsufficientDataError(f"region {job.region!r} has no recent observations",
+                                                           field="history"))
         level = tuple(sorted(job.level))
         try:
             fc = profile_fallback(series, horizon=job.horizon, level=level)
@@ -176,7 +176,8 @@ class InProcessForecaster:
                 (plan,) = core.plan([query])
                 plans.append((i, plan))
             except ModelNotFoundError as exc:
-                results[i] = self.naive.one(job, histories.get(job.region), reason=exc.detail)
+                reason = f"no model is served for region {job.region!r}" if exc.field == "region" else exc.detail
+                results[i] = self.naive.one(job, histories.get(job.region), reason=reason)
             except GridcastError as exc:
                 results[i] = error_result(job, exc)
         answers = self.runner.run([p for _, p in plans]) if plans else []
