@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from gridcast.errors import ModelNotFoundError
+from gridcast.guard import PlausibleBand
 
 #: aliases a client may name explicitly (besides "best")
 ALIASES = ("lstm", "sarimax", "naive", "ensemble")
@@ -55,6 +56,11 @@ class ServedModel:
     def step(self) -> int:
         """The model's step in seconds."""
         return int(pd.Timedelta(self.freq).total_seconds())
+
+    @cached_property
+    def band(self) -> PlausibleBand | None:
+        """The loads a forecast of this region may hold (recorded at training; None for older models)."""
+        return PlausibleBand.from_metadata(self.metadata)
 
     @cached_property
     def context_end(self) -> int | None:

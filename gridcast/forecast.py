@@ -38,6 +38,7 @@ import pandas as pd
 from gridcast.cache import cache_key
 from gridcast.catalog import ModelCatalog, ServedModel
 from gridcast.errors import GridcastError, InsufficientDataError, UserInputError
+from gridcast.guard import implausible
 from gridcast.models.base import Forecast, Forecaster, SeriesRequest, check_level, profile_fallback
 from gridcast.schema import LOAD, WEATHER
 from gridcast.series import Series, iso, iso_stamps
@@ -129,21 +130,9 @@ class Answer:
 
 
 def plausible(forecast: Forecast, served: ServedModel | None) -> bool:
-    """Finite, and inside the region's plausible band when training recorded one."""
-    mean = forecast.mean
-    if not np.isfinite(mean).all():
-        return False
-    band = _band(served)
-    if band is None:
-        return True
-    return bool((mean >= band[0]).all() and (mean <= band[1]).all())
-
-
-def _band(served: ServedModel | None) -> tuple[float, float] | None:
-    meta = served.metadata.get("plausible_band") if served is not None else None
-    if isinstance(meta, Mapping) and "lo" in meta and "hi" in meta:
-        return float(meta["lo"]), float(meta["hi"])
-    return None
+    """Finite, and inside the region's plausible band when training recorded one (:mod:`gridcast.guard`)."""
+    band = served.band if served is not None else None
+    return not bool(implausible(forecast.mean, band)[0])
 
 
 class ModelRunner:
