@@ -44,11 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("import", help="map a load file (+ weather file) onto the canonical table")
     p.add_argument("src", type=Path, help="load file: CSV (plain, .gz, .zip) or Parquet")
     p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
-    p.add_argument("--time-col", default="timestamp", help="timestamp column (default timestamp)")
-    p.add_argument("--load-col", default="load_mw", help="load column, MW (default load_mw)")
-    p.add_argument("--temp-col", default=None, help="temperature column of the load file")
-    p.add_argument("--temp-unit", default="C", type=str.upper, choices=["C", "K", "F"],
-                   help="unit of the temperature column (default C)")
+    p.add_argument("--time-col", default=None,
+                   help="timestamp column (default: guessed from the names: timestamp, time, datetime, ...; "
+                        "or a date column plus an hour column)")
+    p.add_argument("--load-col", default=None, help="load column, MW (default: guessed: load_mw, load, demand, ...)")
+    p.add_argument("--temp-col", default=None,
+                   help="temperature column of the load file (default: guessed: temperature, temp, t2m, ...)")
+    p.add_argument("--temp-unit", default=None, type=str.upper, choices=["C", "K", "F"],
+                   help="unit of the temperature column (default: inferred from the values; only C is applied "
+                        "on a guess, K or F must be stated)")
+    p.add_argument("--resample", default=None, metavar="STEP",
+                   help="when the step changes inside the series, aggregate to STEP (default: the coarsest step)")
     p.add_argument("--tz", default=None,
                    help="local time zone: required for timestamps without offset, recorded for calendar checks")
     p.add_argument("--nonexistent", default="drop", choices=["drop", "shift"],
@@ -151,6 +157,7 @@ def run_import(args: argparse.Namespace) -> int:
         nonexistent=args.nonexistent,
         dayfirst=args.dayfirst,
         date_format=args.date_format,
+        resample=args.resample,
         progress=True,
     )
     path = write_table(df, args.out, meta)
@@ -217,6 +224,28 @@ def import_summary(meta: dict[str, Any], path: Path) -> Any:
     table.add_column("item")
     table.add_column("value")
     table.add_row("rows", f"{rep['rows']:,} (read {rep['rows_read']:,})")
+    d = rep.get("dialect") or {}
+    if d:
+        table.add_row("file format", ", ".join(f"{k} {v}" for k, v in d.items() if k != "decimal_comma_columns"))
+    inferred = rep.get("inferred") or {}
+    for c in inferred.get("columns", []):
+        table.add_row(f"{c['role']} ←", f"{c['column']!r} ({c['why']})")
+    if inferred.get("weather_temperature_column"):
+        c = inferred["weather_temperature_column"]
+        table.add_row("weather temperature ←", f"{c['column']!r} ({c['why']})")
+    if inferred.get("timestamps"):
+        table.add_row("timestamps", ", ".join(f"{k} {v}" for k, v in inferred["timestamps"].items()))
+    unit = inferred.get("temperature_unit") or (rep.get("weather") or {}).get("temperature_unit")
+    if unit:
+        ev = unit.get("evidence", {})
+        table.add_row("temperature unit", f"{unit['unit']} (from {unit['source']}; median {ev.get('median')}, "
+                      f"p1..p99 {ev.get('p1')}..{ev.get('p99')}, seasonal swing {ev.get('seasonal_swing', '—')})"
+                      + (f"; {unit['note']}" if unit.get("note") else ""))
+    fc = rep.get("frequency_change")
+    if fc:
+        changes = "; ".join(f"{c['at']}: {c['from_step']} → {c['to_step']}" for c in fc["changes"])
+        table.add_row("step changes", f"{changes} — {fc['rule']} ({fc['rows_aggregated']:,} rows aggregated, "
+                      f"{fc['incomplete_intervals']} incomplete intervals)")
     table.add_row("range (UTC)", " .. ".join(rep["range_utc"]))
     table.add_row("frequency", str(meta["freq"]))
     table.add_row("regions", ", ".join(meta["regions"]))

@@ -99,6 +99,20 @@ def _gains(model: _CalendarModel, k: int, weather_moved: bool) -> tuple[np.ndarr
     return gain, valid, tgt
 
 
+def _both_ways(model: _CalendarModel, gain: np.ndarray, valid: np.ndarray, s: int, e: int) -> bool:
+    """Among the block's telling days in favour, one busier and one quieter than its label says.
+
+    A week of mislabelled days always moves some working day onto a weekend label and
+    some weekend day onto a working-day label; a run of unlisted holidays (a region
+    that moved Christmas to Monday) only makes days quieter than labelled.
+    """
+    idx = np.arange(s, e + 1)[valid[s:e + 1] & (gain[s:e + 1] >= TELLING_GAIN)]
+    if not len(idx):
+        return False
+    level = (model.days.load[idx] - model.calendar_part[idx] - model.weather_part[idx]).mean(axis=1)
+    return bool((level > 0).any() and (level < 0).any())
+
+
 def _best_segment(g: np.ndarray) -> tuple[int, int, float]:
     """The contiguous run with the largest sum (start, end inclusive, sum), in one pass.
 
@@ -131,7 +145,7 @@ def _blocks_for(model: _CalendarModel, k: int, weather_moved: bool, min_days: in
         share = float((telling > 0).mean()) if len(telling) else 0.0
         block = Block(s, e, k, float(x.sum()), float(x.mean()), share, t, weather_moved)
         if (block.mean >= SHIFT_MIN_MEAN and block.t >= SHIFT_T and len(telling) >= MIN_TELLING_DAYS
-                and share >= SHIFT_SHARE):
+                and share >= SHIFT_SHARE and _both_ways(model, gain, valid, s, e)):
             found.append(block)
     return found
 
@@ -163,6 +177,49 @@ def _union_half(model: _CalendarModel, a: Block, b: Block) -> Block:
                  min(a.share, b.share), min(a.t, b.t), a.weather_moved)
 
 
+def _confirm_partner(model: _CalendarModel, c: Block) -> Block | None:
+    """The other half of a swap, if the days ``c.offset`` away from ``c`` belong ``-c.offset`` away.
+
+    Searching finds one half; the other is then a prediction — where it must be and
+    what offset it must have — and is confirmed (mean gain and telling days in favour)
+    rather than searched for, so a half that lost against a day-of-week alias in
+    the search is still found.
+    """
+    dates = model.days.dates
+    k = pd.Timedelta(days=c.offset)
+    s = int(np.searchsorted(dates, dates[c.start] + k))
+    e = int(np.searchsorted(dates, dates[c.end] + k, side="right")) - 1
+    if s >= len(dates) or e < s:
+        return None
+    gain, valid, _ = _gains(model, -c.offset, c.weather_moved)
+    x = gain[s:e + 1][valid[s:e + 1]]
+    telling = x[np.abs(x) >= TELLING_GAIN]
+    if len(x) < MIN_SWAP_HALF_DAYS or len(telling) < 2:
+        return None
+    share = float((telling > 0).mean())
+    if x.mean() < SHIFT_MIN_MEAN or share < SHIFT_SHARE or not _both_ways(model, gain, valid, s, e):
+        return None
+    sd = float(np.std(x, ddof=1))
+    t = float(np.mean(x) / (sd / np.sqrt(len(x)))) if sd > 0 else np.inf
+    return Block(s, e, -c.offset, float(x.sum()), float(x.mean()), share, t, c.weather_moved)
+
+
+def _trim_pair(model: _CalendarModel, a: Block) -> Block | None:
+    """Drop end days of a swap whose pair (day, day + k) does not, together, favour the swap.
+
+    A block found by its best run can take in a neighbouring odd day (a holiday that
+    fits another label by chance); as a *pair* with its partner such a day loses.
+    """
+    fwd, valid_f, tgt = _gains(model, a.offset, a.weather_moved)
+    back, valid_b, _ = _gains(model, -a.offset, a.weather_moved)
+    joint = np.array([fwd[i] + (back[tgt[i]] if tgt[i] >= 0 else 0.0) for i in range(a.start, a.end + 1)])
+    keep = np.flatnonzero(joint > 0)
+    if not len(keep):
+        return None
+    return Block(a.start + int(keep[0]), a.start + int(keep[-1]), a.offset, a.gain, a.mean, a.share, a.t,
+                 a.weather_moved)
+
+
 def find_blocks(model: _CalendarModel, weather_may_move: bool) -> tuple[list[Block], list[tuple[Block, Block]]]:
     """Mislabelled blocks: (shifts, swaps as (first half widened, second half)), strongest first.
 
@@ -185,12 +242,16 @@ def find_blocks(model: _CalendarModel, weather_may_move: bool) -> tuple[list[Blo
             candidates += _blocks_for(model, k, moved, MIN_SWAP_HALF_DAYS)
     dates = model.days.dates
     taken = np.zeros(len(dates), dtype=bool)
-    pairs = [(a, b) for a in candidates if a.offset > 0 for b in candidates
-             if b.offset == -a.offset and b.weather_moved == a.weather_moved
-             and abs((dates[b.start] - dates[a.start]).days - a.offset) <= SWAP_TOLERANCE_DAYS]
+    pairs = []
+    for c in candidates:
+        partner = _confirm_partner(model, c)
+        if partner is not None:
+            pairs.append((c, partner) if c.offset > 0 else (partner, c))
     swaps = []
     for a, b in sorted(pairs, key=lambda p: -(p[0].gain + p[1].gain)):
-        wide = _union_half(model, a, b)
+        wide = _trim_pair(model, _union_half(model, a, b))
+        if wide is None:
+            continue
         k = pd.Timedelta(days=a.offset)
         b = Block(int(np.searchsorted(dates, dates[wide.start] + k)),
                   min(int(np.searchsorted(dates, dates[wide.end] + k)), len(dates) - 1),

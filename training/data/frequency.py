@@ -60,9 +60,20 @@ def regimes(ts: pd.Series) -> list[dict[str, Any]]:
             merged[-1]["to_day"] = r["to_day"]
         else:
             merged.append(dict(r))
+    # the change is inside a day: move each regime's start back over the rows that
+    # already have its step
+    steps = pd.Series(t[1:] - t[:-1], index=t[1:])
+    for prev, r in zip(merged, merged[1:], strict=False):
+        start = r["from_day"]
+        before = steps[(steps.index <= start) & (steps.index > start - pd.Timedelta("1D"))]
+        while len(before) and before.iloc[-1] == r["step"]:
+            start = before.index[-1] - before.iloc[-1]
+            before = before.iloc[:-1]
+        r["from_day"], prev["to_day_end"] = start, start
     result = []
     for r in merged:
-        inside = t[(t >= r["from_day"]) & (t < r["to_day"] + pd.Timedelta("1D"))]
+        end = r.get("to_day_end", r["to_day"] + pd.Timedelta("1D"))
+        inside = t[(t >= r["from_day"]) & (t < end)]
         result.append({"from": inside.min().isoformat(), "to": inside.max().isoformat(),
                        "step": to_alias(r["step"]), "rows": int(len(inside))})
     return result

@@ -17,7 +17,14 @@ that onto :mod:`gridcast.schema` and *reports* every decision it took, so that
 * temperature is converted to °C and a unit that does not fit the values is a
   :class:`~gridcast.errors.UserInputError` that names the likely unit;
 * ``meta["sources"]`` records which file each column came from (the date repair in
-  :mod:`training.data.quality` moves only the columns of a defective file).
+  :mod:`training.data.quality` moves only the columns of a defective file);
+* without flags, it guesses — and reports each guess with its evidence in
+  ``meta["import_report"]``: the columns (canonical names and common aliases,
+  :mod:`training.data.infer`), the CSV dialect (encoding, delimiter, decimal mark;
+  :mod:`training.data.dialect`), epoch or date + hour timestamps, the temperature
+  unit (a Kelvin or Fahrenheit guess is an error asking for ``--temp-unit``);
+* a change of step inside the series (hourly, then 15-minute) is reported and the
+  finer part aggregated to the coarser step (:mod:`training.data.frequency`).
 
 Example:
     >>> import io, pandas as pd
@@ -31,8 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
-import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,16 +55,22 @@ from gridcast.schema import (
     infer_freq,
     validate,
 )
+from training.data.dialect import label as _label
+from training.data.dialect import read_text_table, require
+from training.data.frequency import resolve_frequency_changes
+from training.data.infer import UNIT_NAMES, combine_date_hour, infer_columns, infer_temp_unit, parse_epoch
+from training.data.timestamps import (  # noqa: F401 - re-exported: callers import them from here
+    N_EXAMPLES,
+    _examples,
+    localize,
+    parse_timestamps,
+)
 
 #: optional weather columns a file may provide, by canonical name
 WEATHER_COLUMNS = ("humidity_pct", "wind_speed_ms", "cloud_cover_pct", "shortwave_wm2", "pressure_hpa")
 TEMP_UNITS = ("C", "K", "F")
 #: a converted median temperature outside this range means the unit is wrong
 PLAUSIBLE_MEDIAN_C = (-45.0, 45.0)
-#: an explicit offset after a time of day: '...10:00Z', '...10:00:00+01:00', '...10:00 -0500'
-_OFFSET_RE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
-#: examples kept per reported item, so reports stay small
-N_EXAMPLES = 5
 
 Source = str | Path | io.IOBase
 
@@ -67,211 +78,24 @@ Source = str | Path | io.IOBase
 # ---- reading ------------------------------------------------------------------------
 
 
-def _label(src: Source) -> str:
-    return str(src) if isinstance(src, (str, Path)) else getattr(src, "name", "<stream>")
-
-
 def read_columns(src: Source, columns: Sequence[str], *, what: str = "file",
                  all_columns: bool = False) -> pd.DataFrame:
-    """Read ``columns`` (or every column) from a CSV (plain, .gz, .zip) or Parquet file.
+    """Read ``columns`` (or every column) from a CSV (plain, .gz, .zip), Excel or Parquet file.
 
-    Everything is read as text first for CSV, so that the timestamp parser (not
-    pandas' guesser) decides what a good timestamp is and can name the first bad row.
+    The dialect (encoding, delimiter, decimal mark) is guessed by
+    :func:`training.data.dialect.read_text_table`; values are text for CSV and Excel.
 
     Raises:
         UserInputError: the file does not exist, cannot be read, or lacks a column
             (the message lists the columns that exist).
     """
+    frame, _ = read_text_table(src, what=what)
     columns = list(dict.fromkeys(columns))
-    label = _label(src)
-    if isinstance(src, (str, Path)):
-        path = Path(src)
-        if not path.exists():
-            raise UserInputError(f"{what} not found: {path}", field="path")
-        if path.is_dir():
-            raise UserInputError(f"{what} is a directory, expected a CSV or Parquet file: {path}", field="path")
-        if path.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            try:
-                existing = pq.read_schema(path).names
-            except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
-                raise UserInputError(f"{path} is not a readable Parquet file ({exc})", field="path") from None
-            _require(columns, existing, label)
-            return pd.read_parquet(path, columns=None if all_columns else columns)
-        if path.suffix.lower() == ".zip":
-            try:
-                with zipfile.ZipFile(path) as zf:
-                    names = [n for n in zf.namelist() if not n.endswith("/")]
-            except zipfile.BadZipFile:
-                raise UserInputError(f"{path} is not a readable zip file", field="path") from None
-            if len(names) != 1:
-                raise UserInputError(
-                    f"{path} holds {len(names)} files; expected exactly one CSV inside the zip", field="path"
-                )
-    try:
-        header = pd.read_csv(src, nrows=0, compression="infer")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as exc:
-        raise UserInputError(f"{label} is not a readable CSV file ({exc})", field="path") from None
-    if not isinstance(src, (str, Path)):
-        src.seek(0)
-    _require(columns, list(header.columns), label)
-    try:
-        return pd.read_csv(src, usecols=None if all_columns else columns, dtype=str, compression="infer")
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, EOFError) as exc:
-        raise UserInputError(f"{label} is not a readable CSV file ({exc})", field="path") from None
+    require(columns, list(frame.columns), _label(src))
+    return frame if all_columns else frame[columns]
 
 
-def _require(columns: Sequence[str], existing: Sequence[str], label: str) -> None:
-    missing = [c for c in columns if c not in existing]
-    if missing:
-        quoted = ", ".join(repr(c) for c in existing)
-        raise UserInputError(
-            f"column {missing[0]!r} not in {label}; the columns are: {quoted}", field=missing[0]
-        )
-
-
-# ---- timestamps -----------------------------------------------------------------------
-
-
-def parse_timestamps(values: pd.Series, *, tz: str | None, column: str, label: str,
-                     nonexistent: str = "drop", dayfirst: bool = False,
-                     date_format: str | None = None) -> tuple[pd.Series, dict[str, Any]]:
-    """Parse a timestamp column to UTC.
-
-    Values with an offset (``+01:00``, ``Z``) are exact instants and are converted to
-    UTC whatever ``tz`` says. Naive values are local wall time in ``tz`` and go
-    through :func:`localize`; without ``tz`` they are refused, because guessing UTC
-    silently shifts every hour of a local-time file.
-
-    ISO 8601 is tried first; other layouts go through pandas' per-value parser, which
-    reads ``01.02.2024`` month-first unless ``dayfirst`` — a European file read that
-    way is exactly the day/month swap ``data check`` later hunts for, so say
-    ``dayfirst`` or give ``date_format`` (strptime) when the file is not ISO.
-
-    Returns:
-        The UTC timestamps (NaT where a non-existent hour was dropped) and a
-        clock-change report (empty when nothing was ambiguous or non-existent).
-
-    Raises:
-        UserInputError: an unparseable value (names the first bad row and value), or
-            naive values without ``tz``.
-    """
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]"), {}
-    if pd.api.types.is_datetime64_dtype(values.dtype):
-        naive = values.astype("datetime64[ns]")
-        aware_mask = pd.Series(False, index=values.index)
-    else:
-        text = values.astype("string").str.strip()
-        bad_empty = text.isna() | (text == "")
-        if bad_empty.any():
-            _bad_row(values, int(np.flatnonzero(bad_empty.to_numpy())[0]), column, label, "empty")
-        aware_mask = text.str.contains(_OFFSET_RE, regex=True).astype(bool)
-        naive = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-        out_aware = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-        if aware_mask.any():
-            out_aware[aware_mask] = _to_datetime(text[aware_mask], values, column, label, utc=True,
-                                                 dayfirst=dayfirst, date_format=date_format)
-        if (~aware_mask).any():
-            naive[~aware_mask] = _to_datetime(text[~aware_mask], values, column, label, utc=False,
-                                              dayfirst=dayfirst, date_format=date_format)
-        if aware_mask.all():
-            return out_aware.astype("datetime64[ns, UTC]"), {}
-    if not tz:
-        first = values[~aware_mask].iloc[0]
-        raise UserInputError(
-            f"timestamps in column {column!r} of {label} have no UTC offset (e.g. {first!s}); "
-            "pass --tz ZONE for local wall time (e.g. --tz Europe/Madrid) or --tz UTC",
-            field=column,
-        )
-    local, report = localize(naive[~aware_mask], tz, nonexistent=nonexistent)
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-    out[~aware_mask] = local
-    if aware_mask.any() and not pd.api.types.is_datetime64_dtype(values.dtype):
-        out[aware_mask] = out_aware[aware_mask]
-    return out, report
-
-
-def _to_datetime(text: pd.Series, original: pd.Series, column: str, label: str, *, utc: bool,
-                 dayfirst: bool = False, date_format: str | None = None) -> pd.Series:
-    """``date_format`` if given, else strict ISO 8601, then the per-value parser; name the first failure."""
-    for fmt in [date_format] if date_format else ["ISO8601", "mixed"]:
-        kwargs = {"dayfirst": True} if dayfirst and fmt == "mixed" else {}
-        parsed = pd.to_datetime(text, format=fmt, utc=utc, errors="coerce", **kwargs)
-        if not parsed.isna().any():
-            break
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        pos = original.index.get_loc(text.index[int(np.flatnonzero(bad)[0])])
-        _bad_row(original, int(pos), column, label, repr(str(original.iloc[int(pos)])))
-    if not utc:
-        parsed = parsed.astype("datetime64[ns]")
-    return parsed
-
-
-def _bad_row(values: pd.Series, pos: int, column: str, label: str, shown: str) -> None:
-    raise UserInputError(
-        f"cannot parse timestamp in column {column!r} of {label}: data row {pos + 1} "
-        f"(line {pos + 2} of a CSV with a header) has {shown}",
-        field=column,
-    )
-
-
-def localize(naive: pd.Series, tz: str, *, nonexistent: str = "drop") -> tuple[pd.Series, dict[str, Any]]:
-    """Local wall time in ``tz`` → UTC, resolving clock-change hours.
-
-    *Ambiguous* wall times (the repeated hour when clocks go back) are resolved by
-    their order in the file: the first occurrence is summer time, the second winter
-    time — how a meter logging local time writes them. A wall time that appears only
-    once there stays summer time and is counted as ``ambiguous_single`` (the file
-    lost one of the two hours). *Non-existent* wall times (skipped when clocks go
-    forward) are dropped (``nonexistent="drop"``, returned as NaT) or shifted to the
-    next valid instant (``"shift"``).
-
-    Raises:
-        UserInputError: unknown time zone or ``nonexistent`` rule.
-    """
-    if nonexistent not in ("drop", "shift"):
-        raise UserInputError(f"nonexistent must be 'drop' or 'shift', not {nonexistent!r}", field="nonexistent")
-    try:
-        idx = pd.DatetimeIndex(naive)
-        strict = idx.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    except Exception as exc:  # noqa: BLE001 - pytz/zoneinfo raise several types for a bad zone
-        raise UserInputError(f"unknown time zone {tz!r} ({exc})", field="tz") from None
-    # NaT there = ambiguous or non-existent; tell them apart with a second pass.
-    summer = idx.tz_localize(tz, ambiguous=np.ones(len(idx), dtype=bool), nonexistent="NaT")
-    is_nonexistent = np.asarray(summer.isna()) & ~np.asarray(idx.isna())
-    is_ambiguous = np.asarray(strict.isna()) & ~is_nonexistent & ~np.asarray(idx.isna())
-
-    amb_flags = np.ones(len(idx), dtype=bool)  # True = summer time (DST)
-    single = 0
-    if is_ambiguous.any():
-        amb = pd.Series(idx[is_ambiguous])
-        order = amb.groupby(amb).cumcount().to_numpy()
-        counts = amb.map(amb.value_counts()).to_numpy()
-        amb_flags[is_ambiguous] = order == 0
-        single = int((counts == 1).sum())
-    rule = "NaT" if nonexistent == "drop" else "shift_forward"
-    local = idx.tz_localize(tz, ambiguous=amb_flags, nonexistent=rule)
-    utc = pd.Series(local.tz_convert("UTC"), index=naive.index).astype("datetime64[ns, UTC]")
-    report: dict[str, Any] = {}
-    if is_ambiguous.any() or is_nonexistent.any():
-        report = {
-            "timezone": tz,
-            "ambiguous": int(is_ambiguous.sum()),
-            "ambiguous_resolved_by_order": int(is_ambiguous.sum()) - single,
-            "ambiguous_single": single,
-            "ambiguous_examples": _examples(idx[is_ambiguous]),
-            "nonexistent": int(is_nonexistent.sum()),
-            "nonexistent_action": "dropped" if nonexistent == "drop" else "shifted forward",
-            "nonexistent_examples": _examples(idx[is_nonexistent]),
-        }
-    return utc, report
-
-
-def _examples(values: Any) -> list[str]:
-    return [str(v) for v in pd.Series(values).drop_duplicates().head(N_EXAMPLES)]
+_require = require
 
 
 # ---- units ----------------------------------------------------------------------------
@@ -294,16 +118,13 @@ def to_celsius(values: pd.Series, unit: str, *, column: str, label: str) -> pd.S
     if not lo <= median <= hi:
         raw = float(numeric.median())
         fits = [u for u in TEMP_UNITS if lo <= float(_convert(pd.Series([raw]), u).iloc[0]) <= hi]
-        hint = f"; the values look like {_UNIT_NAMES[fits[0]]} — pass --temp-unit {fits[0]}" if fits else ""
+        hint = f"; the values look like {UNIT_NAMES[fits[0]]} — pass --temp-unit {fits[0]}" if fits else ""
         raise UserInputError(
             f"temperature column {column!r} of {label} has median {raw:.1f}, which is "
-            f"{median:.1f} °C as {_UNIT_NAMES[unit]} (--temp-unit {unit}){hint}",
+            f"{median:.1f} °C as {UNIT_NAMES[unit]} (--temp-unit {unit}){hint}",
             field="temp_unit",
         )
     return converted
-
-
-_UNIT_NAMES = {"C": "Celsius", "K": "Kelvin", "F": "Fahrenheit"}
 
 
 def _convert(values: pd.Series, unit: str) -> pd.Series:
@@ -326,6 +147,39 @@ def _numeric(values: pd.Series, *, column: str, label: str) -> pd.Series:
     return out
 
 
+
+def decide_temp_unit(values: pd.Series, flag: str | None, *, column: str, label: str,
+                     timestamps: pd.Series | None = None) -> tuple[str, dict[str, Any]]:
+    """The unit to convert from: the flag if given, else the values' unit when it is Celsius.
+
+    A Kelvin or Fahrenheit *guess* is not applied: converting a column on a guess
+    would be a silent change to every value, and a wrong guess a silent wrong table.
+    It is an error that shows the evidence and asks for ``--temp-unit``.
+
+    Returns:
+        The unit and its report (``unit``, ``source``: flag or values, ``evidence``).
+
+    Raises:
+        UserInputError: no flag, and the values look like Kelvin or Fahrenheit.
+    """
+    guess, evidence = infer_temp_unit(values, timestamps, name=column)
+    if flag:
+        unit = flag.upper()
+        report = {"unit": unit, "source": "--temp-unit", "evidence": evidence, "values_suggest": guess}
+        if guess != unit:
+            report["note"] = f"the values suggest {UNIT_NAMES[guess]}; --temp-unit {unit} was given and applied"
+        return unit, report
+    if guess != "C":
+        shown = ", ".join(f"{k} {v}" for k, v in evidence.items() if k in ("p1", "p99", "seasonal_swing", "name_says"))
+        raise UserInputError(
+            f"temperature column {column!r} of {label} has median {evidence['median']:.1f} ({shown}): "
+            f"the values look like {UNIT_NAMES[guess]} ({evidence['rule']}) — pass --temp-unit {guess} to convert "
+            f"them, or --temp-unit C if they really are Celsius",
+            field="temp_unit",
+        )
+    return "C", {"unit": "C", "source": "values", "evidence": evidence}
+
+
 # ---- weather --------------------------------------------------------------------------
 
 
@@ -342,7 +196,7 @@ def read_weather(
     *,
     time_col: str,
     temp_cols: Sequence[str],
-    temp_unit: str,
+    temp_unit: str | None,
     tz: str | None,
     station_col: str | None = None,
     extra_cols: dict[str, Sequence[str]] | None = None,
@@ -383,6 +237,9 @@ def read_weather(
     report["duplicates"] = _weather_duplicates(raw, frame, key, station_col)
     frame = frame.drop_duplicates(subset=key, keep="first")
 
+    first_temp = _numeric(frame[temp_cols[0]], column=temp_cols[0], label=label)
+    temp_unit, report["temperature_unit"] = decide_temp_unit(first_temp, temp_unit, column=temp_cols[0], label=label,
+                                                             timestamps=frame[TIMESTAMP])
     out = pd.DataFrame(index=pd.DatetimeIndex(sorted(frame[TIMESTAMP].unique()), name=TIMESTAMP))
     station_ranges: dict[str, dict[str, float | None]] = {}
     for canonical, cols in {TEMPERATURE: list(temp_cols), **extra_cols}.items():
@@ -447,10 +304,10 @@ def _r(x: float) -> float | None:
 def import_table(
     src: Source,
     *,
-    time_col: str = TIMESTAMP,
-    load_col: str = LOAD,
+    time_col: str | None = None,
+    load_col: str | None = None,
     temp_col: str | None = None,
-    temp_unit: str = "C",
+    temp_unit: str | None = None,
     tz: str | None = None,
     region: str = "region-1",
     region_col: str | None = None,
@@ -464,15 +321,20 @@ def import_table(
     nonexistent: str = "drop",
     dayfirst: bool = False,
     date_format: str | None = None,
+    resample: str | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Import a load file (and optionally a weather file) into the canonical table.
 
     Args:
         src: load file — CSV (plain, .gz, .zip) or Parquet, or an open text stream.
-        time_col / load_col: the timestamp and load (MW) columns.
-        temp_col: temperature column in the load file (alternative: the weather file).
-        temp_unit: 'C', 'K' or 'F' — of whichever file holds the temperature.
+        time_col / load_col: the timestamp and load (MW) columns; guessed from the
+            column names when not given (:func:`training.data.infer.infer_columns`),
+            also a date column plus an hour column.
+        temp_col: temperature column in the load file (alternative: the weather file);
+            guessed when neither is given.
+        temp_unit: 'C', 'K' or 'F' — of whichever file holds the temperature; when not
+            given, inferred from the values, and only Celsius is applied on a guess.
         tz: the region's local zone. Needed for naive (offset-less) timestamps; also
             recorded as ``meta["timezone"]`` for calendar checks on local dates.
         region / region_col: a fixed region name, or a column holding it.
@@ -486,6 +348,8 @@ def import_table(
         nonexistent: 'drop' or 'shift' for spring-forward wall times (see :func:`localize`).
         dayfirst / date_format: how to read non-ISO timestamps (see :func:`parse_timestamps`);
             they apply to both files.
+        resample: the step to aggregate to when the step changes inside the series
+            (default: the coarsest step found).
         progress: show a rich progress display on stderr.
 
     Returns:
@@ -512,27 +376,42 @@ def import_table(
     if weather is not None and temp_col:
         raise UserInputError("give the temperature once: --temp-col (load file) or --weather-temp-col, not both",
                              field="temp_col")
-    if weather is not None and not weather_temp:
-        raise UserInputError("--weather needs --weather-temp-col (the temperature column of the weather file)",
-                             field="weather_temp_col")
-    if weather is None and not temp_col:
-        raise UserInputError("no temperature: pass --temp-col, or --weather FILE with --weather-temp-col",
-                             field="temp_col")
 
     label = _label(src)
     report: dict[str, Any] = {"file": label}
     with _progress(progress) as step:
         step("reading load file")
-        load_extra = [] if weather is not None else [c for cols in weather_cols.values() for c in cols]
-        cols = [time_col, load_col, *filter(None, [temp_col, reference_col, region_col]), *load_extra]
-        raw = read_columns(src, cols, what="load file")
+        raw, dialect = read_text_table(src, what="load file")
         report["rows_read"] = int(len(raw))
+        report["dialect"] = dialect
         if raw.empty:
             raise UserInputError(f"{label} has no data rows", field="path")
+        load_extra = [] if weather is not None else [c for cols in weather_cols.values() for c in cols]
+        require([c for c in [time_col, load_col, temp_col, reference_col, region_col, *load_extra] if c],
+                list(raw.columns), label)
+        pick = infer_columns(list(raw.columns), time_col=time_col, load_col=load_col, temp_col=temp_col,
+                             need_temperature=weather is None)
+        time_col, load_col, temp_col = pick["time"], pick["load"], pick["temperature"]
+        inferred: dict[str, Any] = {"columns": pick["chosen"]}
+        report["inferred"] = inferred
 
         step("parsing timestamps")
-        ts, clock = parse_timestamps(raw[time_col], tz=tz, column=time_col, label=label, nonexistent=nonexistent,
-                                     dayfirst=dayfirst, date_format=date_format)
+        clock: dict[str, Any] = {}
+        if pick["date"]:
+            text, inferred["timestamps"] = combine_date_hour(raw[pick["date"]], raw[pick["hour"]],
+                                                             date_col=pick["date"], hour_col=pick["hour"], label=label)
+            ts, clock = parse_timestamps(text, tz=tz, column=f"{pick['date']} + {pick['hour']}", label=label,
+                                         nonexistent=nonexistent)
+            time_col = f"{pick['date']}+{pick['hour']}"
+        else:
+            ts, epoch = parse_epoch(raw[time_col], column=time_col, label=label) if not pd.api.types.is_datetime64_any_dtype(raw[time_col]) else (None, None)
+            if epoch:
+                inferred["timestamps"] = {"format": epoch, "column": time_col, "timezone": "UTC (epoch)"}
+            else:
+                ts, clock = parse_timestamps(raw[time_col], tz=tz, column=time_col, label=label,
+                                             nonexistent=nonexistent, dayfirst=dayfirst, date_format=date_format)
+                inferred["timestamps"] = {"format": "date_format" if date_format else "text (ISO 8601 or per value)",
+                                          "column": time_col}
         if clock:
             report["clock_change"] = clock
         table = pd.DataFrame({TIMESTAMP: ts})
@@ -544,7 +423,10 @@ def import_table(
             table[REFERENCE] = _numeric(raw[reference_col], column=reference_col, label=label)
             sources[REFERENCE], source_columns[REFERENCE] = label, reference_col
         if temp_col:
-            table[TEMPERATURE] = to_celsius(raw[temp_col], temp_unit, column=temp_col, label=label)
+            numeric_temp = _numeric(raw[temp_col], column=temp_col, label=label)
+            unit, inferred["temperature_unit"] = decide_temp_unit(numeric_temp, temp_unit, column=temp_col,
+                                                                  label=label, timestamps=ts)
+            table[TEMPERATURE] = to_celsius(numeric_temp, unit, column=temp_col, label=label)
             sources[TEMPERATURE], source_columns[TEMPERATURE] = label, temp_col
         if weather is None:
             for canonical, cols_ in weather_cols.items():
@@ -565,9 +447,20 @@ def import_table(
             report["duplicates_conflicting_note"] = "left in the table for `gridcast data check` to resolve"
             report["duplicates_conflicting_examples"] = _examples(table.loc[conflicting, TIMESTAMP])
 
+        step("checking the step")
+        table, freq_change = resolve_frequency_changes(table, target=resample)
+        if freq_change:
+            report["frequency_change"] = freq_change
+
         if weather is not None:
             step("reading weather file")
             wlabel = _label(weather)
+            if not weather_temp:
+                wraw, _ = read_text_table(weather, what="weather file")
+                wpick = infer_columns([c for c in wraw.columns if c not in (weather_time_col, station_col)],
+                                      time_col="-", load_col="-", temp_col=None, need_temperature=True)
+                weather_temp = [wpick["temperature"]]
+                inferred["weather_temperature_column"] = wpick["chosen"][-1]
             wx, wreport = read_weather(
                 weather,
                 time_col=weather_time_col or time_col,
@@ -650,3 +543,4 @@ def _progress(enabled: bool) -> Iterator[Any]:
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("importing", total=None)
         yield lambda text: bar.update(task, description=text)
+

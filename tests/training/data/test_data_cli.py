@@ -48,6 +48,13 @@ def _naive(tmp_path: Path, load_csv: Path) -> Path:
     return path
 
 
+def _no_temperature(tmp_path: Path, load_csv: Path) -> Path:
+    raw = pd.read_csv(load_csv)
+    path = tmp_path / "no_temp.csv"
+    raw.drop(columns=["Temp"]).assign(Wind=3.0).to_csv(path, index=False)
+    return path
+
+
 def _not_a_zip(tmp_path: Path, load_csv: Path) -> Path:
     path = tmp_path / "load.zip"
     path.write_bytes(b"this is not a zip archive")
@@ -76,8 +83,8 @@ USER_ERRORS = [
                  id="unknown-tz"),
     pytest.param(lambda tmp, csv: csv, ["--time-col", "Time", "--load-col", "Demand", "--weather", str(Path("/nonexistent/w.csv")),
                                         "--weather-temp-col", "t"], ["weather file not found"], id="missing-weather-file"),
-    pytest.param(lambda tmp, csv: csv, ["--time-col", "Time", "--load-col", "Demand"], ["no temperature"],
-                 id="no-temperature"),
+    pytest.param(_no_temperature, ["--time-col", "Time", "--load-col", "Demand"],
+                 ["no temperature column found", "'Time', 'Demand', 'Wind'", "--temp-col"], id="no-temperature"),
     pytest.param(_not_a_zip, BASE, ["is not a readable zip file"], id="corrupt-zip"),
     pytest.param(_text_in_load, BASE, ["column 'Demand'", "not numeric", "data row 3", "'n/a MW'"],
                  id="non-numeric-load"),
