@@ -53,7 +53,9 @@ def test_ui_in_headless_chromium(service_url: str, tmp_path: Path) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
             page.on("response", lambda r: server_errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
-            errors = page.locator(".toast-body.error")
+            # gr.Warning and gr.Error toasts (the app raises warnings: ui/app.py _guarded/_toast);
+            # Gradio renders them as `.toast-body.<type>`
+            errors = page.locator(".toast-body.warning, .toast-body.error")
 
             # Live: embedded mode says so, and still shows history + a forecast
             page.goto(service_url + "/ui/")
@@ -80,11 +82,15 @@ def test_ui_in_headless_chromium(service_url: str, tmp_path: Path) -> None:
 
             # a history upload without the load column: the message names it
             page.get_by_text("history CSV (optional").click()
-            page.locator("#fc-upload input[type=file]").set_input_files(_bad_csv(tmp_path / "no_load.csv"))
-            expect(page.locator("#fc-upload")).to_contain_text("no_load.csv")
+            # wait on the application's state (the server holds the file), not on how the file
+            # component happens to render its name (it once split it: "no_load .csv")
+            with page.expect_response(lambda r: "/upload" in r.url and r.request.method == "POST") as upload:
+                page.locator("#fc-upload input[type=file]").set_input_files(_bad_csv(tmp_path / "no_load.csv"))
+            assert upload.value.ok and "no_load.csv" in upload.value.text(), upload.value.text()
             page.locator("#fc-run").click()
             expect(page.locator("#fc-status")).to_contain_text("no column 'load_mw'")
-            expect(page.locator(".toast-body").filter(has_text="load_mw").first).to_be_visible()
+            # the app's warning toast, found by the same selector the error checks use
+            expect(errors.filter(has_text="load_mw").first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "3_forecast_bad_upload.png", full_page=True)
             page.locator(".toast-close").first.click()  # out of the next screenshots' way
             expect(page.locator(".toast-body")).to_have_count(0)
