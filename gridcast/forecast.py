@@ -462,21 +462,21 @@ def on_grid(data: Series | Points, step: int, name: str, *, max_points: int) -> 
     return Series(int(epochs[0]), step, dict(data.columns))
 
 
-def points_from_rows(rows: Sequence[Mapping[str, Any]] | Sequence[Any], columns: Sequence[str]) -> Points:
-    """Object-per-point rows (mappings or attribute objects with ``timestamp``) → :class:`Points`.
+def points_from_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Points:
+    """Object-per-point rows (mappings with ``timestamp`` and value columns) → :class:`Points`.
 
-    ``timestamp`` is a timezone-aware datetime or an ISO string; a column whose values
-    are all missing is left out.
+    ``timestamp`` is a timezone-aware datetime or an ISO string; a missing key or None
+    is a missing value; a column no row carries is left out.
     """
-    getter = (lambda r, c: r.get(c)) if rows and isinstance(rows[0], Mapping) else getattr
-    stamps = [getter(r, "timestamp") for r in rows]
+    stamps = [r["timestamp"] for r in rows]
     if stamps and isinstance(stamps[0], str):
         epochs = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)).as_unit("s").asi8
     else:
-        epochs = np.fromiter((int(t.timestamp()) for t in stamps), dtype=np.int64, count=len(stamps))
+        epochs = np.array([t.timestamp() for t in stamps], dtype=np.float64).astype(np.int64)
+    present = set().union(*rows) if rows else set()
     out = {}
     for c in columns:
-        values = [getter(r, c) for r in rows]
-        if any(v is not None for v in values):
+        if c in present:
+            values = [r.get(c) for r in rows]
             out[c] = np.array([np.nan if v is None else v for v in values], dtype=float)
     return Points(np.asarray(epochs, dtype=np.int64), out)
