@@ -176,8 +176,9 @@ async def test_two_bridges_share_partitions_and_hand_over_on_stop(stream):
         await wait_for(lambda: a.assigned and b.assigned and len(a.assigned | b.assigned) == 2 * s.topic_partitions
                        and not a.assigned & b.assigned, what="both bridges to own partitions")
         await produce(s.kafka_bootstrap, s.topic_observations, first)
-        await wait_for(lambda: complete(stream, regions, 48), what="first part")
-        assert a.metrics.counts["processed"] > 0 and b.metrics.counts["processed"] > 0
+        # rows reach Redis before a batch is counted (after its forecasts): wait on both
+        await wait_for(lambda: complete(stream, regions, 48) and a.metrics.counts["processed"] > 0
+                       and b.metrics.counts["processed"] > 0, what="first part, through both bridges")
         a.stop()
         await asyncio.wait_for(task_a, 60)
         await produce(s.kafka_bootstrap, s.topic_observations, second)
