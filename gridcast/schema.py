@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gridcast.errors import SchemaError, UserInputError
+
+if TYPE_CHECKING:
+    from gridcast.settings import Settings
 
 TIMESTAMP = "timestamp"
 REGION = "region"
@@ -60,6 +63,38 @@ ALL_COLUMNS = (*REQUIRED, *OPTIONAL)
 WEATHER = (TEMPERATURE, *WEATHER_OPTIONAL)
 
 META_KEY = b"gridcast"
+
+_BOUNDS: dict[int, tuple[Settings, dict[str, tuple[float, float]]]] = {}
+
+
+def bounds(settings: Settings) -> dict[str, tuple[float, float]]:
+    """Physical bounds ``(lo, hi)`` per value column: the one table the quality checks
+    (``bounds``) and the streaming bridge's message validation both apply.
+
+    Read from the settings (load, temperature, humidity, wind, pressure); cloud cover and
+    shortwave radiation have fixed physical ranges. Cached per settings object: the
+    bridge asks for every message.
+
+    Example:
+        >>> from gridcast.settings import Settings
+        >>> bounds(Settings(_env_file=None))["cloud_cover_pct"]
+        (0.0, 100.0)
+    """
+    cached = _BOUNDS.get(id(settings))
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    value = {
+        LOAD: (settings.load_min_mw, settings.load_max_mw),
+        REFERENCE: (settings.load_min_mw, settings.load_max_mw),
+        TEMPERATURE: (settings.temperature_min_c, settings.temperature_max_c),
+        "humidity_pct": (settings.humidity_min_pct, settings.humidity_max_pct),
+        "cloud_cover_pct": (0.0, 100.0),
+        "wind_speed_ms": (0.0, settings.wind_max_ms),
+        "shortwave_wm2": (0.0, 1500.0),
+        "pressure_hpa": (settings.pressure_min_hpa, settings.pressure_max_hpa),
+    }
+    _BOUNDS[id(settings)] = (settings, value)
+    return value
 
 
 def infer_freq(timestamps: pd.Series | pd.DatetimeIndex) -> str:
@@ -162,6 +197,37 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     meta = json.loads(raw) if raw else {}
     df = table.to_pandas()
     return validate(df), meta
+
+
+def regular(frame: pd.DataFrame, freq: str | None = None, *, start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """A frame on a UTC index, put on its regular grid: the one "put on the grid" helper.
+
+    Sorted (stable), duplicated timestamps resolved by the last row given, missing steps
+    inserted as NaN rows. The grid runs from ``start`` (default: the first timestamp) to
+    the last timestamp every ``freq`` (default: :func:`infer_freq`).
+
+    Raises:
+        UserInputError: the index is not timezone-aware.
+
+    Example:
+        >>> idx = pd.DatetimeIndex(["2024-01-01 03:00", "2024-01-01 00:00", "2024-01-01 01:00",
+        ...                         "2024-01-01 03:00"], tz="UTC")
+        >>> regular(pd.DataFrame({"load_mw": [3.0, 1.0, 2.0, 4.0]}, index=idx))["load_mw"].tolist()
+        [1.0, 2.0, nan, 4.0]
+    """
+    index = pd.DatetimeIndex(frame.index)
+    if index.tz is None:
+        raise UserInputError("the time index must be timezone-aware (UTC)", field=TIMESTAMP)
+    frame = frame.sort_index(kind="stable")
+    frame = frame[~frame.index.duplicated(keep="last")]
+    if str(frame.index.tz) != "UTC":
+        frame = frame.tz_convert("UTC")
+    if len(frame) == 0:
+        return frame
+    step = pd.Timedelta(freq or infer_freq(frame.index))
+    first = frame.index[0] if start is None else pd.Timestamp(start).tz_convert("UTC")
+    grid = pd.date_range(first, frame.index[-1], freq=step, name=frame.index.name)
+    return frame.reindex(grid)
 
 
 def region_series(df: pd.DataFrame, region: str, column: str = LOAD) -> pd.Series:

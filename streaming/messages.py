@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gridcast.schema import LOAD, TEMPERATURE
+from gridcast.schema import LOAD, bounds
 from gridcast.settings import Settings
 
 #: longest region name accepted (it becomes part of Redis keys)
@@ -58,32 +58,6 @@ class Observation:
     region: str
     epoch: int
     doc: str
-
-
-_BOUNDS: dict[int, tuple[Settings, dict[str, tuple[float, float]]]] = {}
-
-
-def bounds(settings: Settings) -> dict[str, tuple[float, float]]:
-    """Physical bounds per value column (the same settings the quality checks use); cached per settings."""
-    cached = _BOUNDS.get(id(settings))
-    if cached is not None and cached[0] is settings:
-        return cached[1]
-    value = _bounds(settings)
-    _BOUNDS[id(settings)] = (settings, value)
-    return value
-
-
-def _bounds(settings: Settings) -> dict[str, tuple[float, float]]:
-    return {
-        LOAD: (settings.load_min_mw, settings.load_max_mw),
-        TEMPERATURE: (settings.temperature_min_c, settings.temperature_max_c),
-        "humidity_pct": (settings.humidity_min_pct, settings.humidity_max_pct),
-        "wind_speed_ms": (0.0, settings.wind_max_ms),
-        "cloud_cover_pct": (0.0, 100.0),
-        "shortwave_wm2": (0.0, 1500.0),
-        "pressure_hpa": (settings.pressure_min_hpa, settings.pressure_max_hpa),
-        "reference_mw": (settings.load_min_mw, settings.load_max_mw),
-    }
 
 
 def _load_json(raw: bytes | None) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_sample(args: argparse.Namespace) -> int:
     """Generate the seeded demo table (optionally with known faults) and say what was written."""
-    from training.data.synthetic import generate
+    from gridcast.synthetic import generate
     from gridcast.errors import UserInputError
     from gridcast.schema import write_table
     from gridcast.settings import get_settings
@@ -115,7 +115,7 @@ def run_sample(args: argparse.Namespace) -> int:
     df, meta = generate(days=args.days, freq=args.freq, regions=args.regions,
                         country=args.country or settings.country, seed=seed, start=args.start)
     if args.faults:
-        from training.data.faults import inject_faults
+        from gridcast.quality.faults import inject_faults
 
         try:
             df, meta = inject_faults(df, meta, seed=seed, freq=args.freq)
@@ -167,7 +167,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Run the quality checks; exit 1, saying why, when the data cannot be used for forecasting."""
-    from training.data.quality import check, render_summary
+    from gridcast.quality.checks import check, render_summary
     from gridcast.schema import read_table, write_table
     from gridcast.settings import get_settings
 
@@ -194,7 +194,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_plot(args: argparse.Namespace) -> int:
     """Write the overview PNGs, marking the flags of the report given or embedded by `data check`."""
-    from training.data.plots import plot_all
+    from gridcast.quality.plots import plot_all
     from gridcast.errors import UserInputError
     from gridcast.schema import read_table
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from gridcast.errors import InsufficientDataError, UserInputError
 from gridcast.guard import METADATA_KEY as PLAUSIBLE_BAND_KEY, PlausibleBand
-from gridcast.schema import LOAD, REGION, WEATHER, infer_freq, region_frame, steps_per_day
+from gridcast.schema import LOAD, REGION, WEATHER, infer_freq, region_frame, regular, steps_per_day
 
 if TYPE_CHECKING:
     from gridcast.models.base import Forecaster
@@ -181,10 +181,7 @@ def library_versions() -> dict[str, str]:
 
 def regular_frame(df: pd.DataFrame, region: str) -> pd.DataFrame:
     """One region on a regular UTC grid (missing steps become NaN rows)."""
-    frame = region_frame(df, region)
-    frame = frame[~frame.index.duplicated(keep="last")]
-    freq = infer_freq(frame.index)
-    return frame.asfreq(freq)
+    return regular(region_frame(df, region))
 
 
 def validate_forecaster(
@@ -361,7 +358,7 @@ def ensure_quick_models(settings: Settings) -> None:
         return
     if stale:
         unserve(stale)
-    from training.data.synthetic import generate
+    from gridcast.synthetic import generate
 
     df, meta = generate(days=QUICK_DAYS, regions=2, seed=settings.seed, country=settings.country)
     aliases = available_aliases(("naive", "sarimax", "lstm"))

@@ -550,11 +550,11 @@ def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # 
 def load_quality_source(source: str, upload: str | Path | None, *, settings: Settings) -> tuple[pd.DataFrame, dict[str, Any], str]:
     """The table to check: a demo data set, or an upload (canonical Parquet or CSV)."""
     if source in (DEMO_CLEAN, DEMO_FAULTY):
-        from training.data.synthetic import generate
+        from gridcast.synthetic import generate
 
         df, meta = generate(days=DEMO_DAYS, regions=1, seed=settings.seed, country=settings.country)
         if source == DEMO_FAULTY:
-            from training.data.faults import inject_faults
+            from gridcast.quality.faults import inject_faults
 
             df, meta = inject_faults(df, meta, seed=settings.seed)
         return df, meta, source
@@ -587,8 +587,8 @@ def quality_view(source: str, upload: str | Path | None, *, settings: Settings) 
     import matplotlib
 
     matplotlib.use("Agg")
-    from training.data import plots
-    from training.data.quality import check
+    from gridcast.quality import plots
+    from gridcast.quality.checks import check
 
     df, meta, label = load_quality_source(source, upload, settings=settings)
     result = check(df, meta, settings=settings)

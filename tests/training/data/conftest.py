@@ -1,15 +1,9 @@
-"""Fixtures for the data-quality tests: a year of clean synthetic data, hourly and half-hourly.
-
-A year, because the calendar checks (day/month transposition, day type) need dates on
-both sides of every swap; one region, to keep each check under a second.
-"""
+"""Fixtures for the import tests (the quality checks' own fixtures are in tests/gridcast/quality)."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from training.data.synthetic import generate
 from gridcast.settings import Settings
 
 
@@ -17,15 +11,3 @@ from gridcast.settings import Settings
 def quality_settings() -> Settings:
     """Default quality settings (not read from the environment of the test run)."""
     return Settings(_env_file=None)
-
-
-@pytest.fixture(scope="session")
-def year_hourly() -> tuple[pd.DataFrame, dict]:
-    """One region, 365 days from 2023-01-01, hourly, Vietnam (no DST, UTC+7), seed 11."""
-    return generate(days=365, regions=1, seed=11)
-
-
-@pytest.fixture(scope="session")
-def year_halfhourly() -> tuple[pd.DataFrame, dict]:
-    """One region, 365 days, half-hourly, Australia (Melbourne: DST, 46/50-step days), seed 12."""
-    return generate(days=365, freq="30min", regions=1, seed=12, country="AU")

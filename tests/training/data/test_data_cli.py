@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from training.cli import main
-from training.data.synthetic import generate
+from gridcast.synthetic import generate
 from gridcast.schema import read_table
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from training.data.importer import import_table, localize
-from training.data.synthetic import generate
+from gridcast.synthetic import generate
 from gridcast.errors import UserInputError
 from gridcast.schema import infer_freq
 

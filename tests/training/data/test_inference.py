@@ -16,8 +16,8 @@ import pytest
 
 from training.cli import main
 from training.data.importer import import_table
-from training.data.quality import check
-from training.data.synthetic import generate
+from gridcast.quality.checks import check
+from gridcast.synthetic import generate
 from gridcast.schema import read_table
 
 

@@ -2,7 +2,7 @@
 
 Real load files arrive with duplicates, gaps, spikes, stuck meters, Kelvin stretches,
 local-time labels and day/month-swapped dates. The quality check
-(:mod:`training.data.quality`) must find each of them; this module makes a table whose
+(:mod:`gridcast.quality.checks`) must find each of them; this module makes a table whose
 faults are known to the row, so the tests (and ``gridcast data sample --faults``) can
 compare what was found with what was put in.
 
@@ -37,7 +37,7 @@ The two opt-in calendar faults are not in the default set (:data:`FAULTS`, what
 ``data sample --faults`` injects) but in :data:`ALL_FAULTS`; ask for them by name.
 
 Example:
-    >>> from training.data.synthetic import generate
+    >>> from gridcast.synthetic import generate
     >>> df, meta = generate(days=200, seed=1)
     >>> bad, meta = inject_faults(df, meta, seed=1)
     >>> meta["faults"]["duplicates_exact"]["count"], int(bad.duplicated().sum())
@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.data.quality import CALENDAR_MIN_TRAIN_DAYS
+from gridcast.quality.calendar_model import CALENDAR_MIN_TRAIN_DAYS
 from gridcast.schema import LOAD, REFERENCE, REGION, TEMPERATURE, TIMESTAMP, infer_freq, steps_per_day, validate
 
 FAULTS = (
@@ -101,7 +101,7 @@ def inject_faults(
     """Return a faulty copy of a clean canonical table and what was injected.
 
     Args:
-        df: a clean table on a regular grid (e.g. from :func:`training.data.synthetic.generate`).
+        df: a clean table on a regular grid (e.g. from :func:`gridcast.synthetic.generate`).
         meta: its metadata (``timezone`` places local days; ``sources`` is split into a
             load file and a weather file when all columns share one source, because the
             date transposition moves only the load file's columns).

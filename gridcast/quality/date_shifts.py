@@ -1,6 +1,6 @@
 """Blocks of days labelled k days off, and two blocks of days swapped: found and repaired.
 
-Owns the ``date_shift`` and ``date_swap`` checks of :mod:`training.data.quality`.
+Owns the ``date_shift`` and ``date_swap`` checks of :mod:`gridcast.quality.checks`.
 
 A month of load copied one row too far, a daily file saved under the wrong date, two
 weekly files exchanged: the values are real, only their labels are wrong, and by whole
@@ -11,7 +11,7 @@ mislabelled block.
 
 How: for every offset ``k`` in ±1..``MAX_SHIFT_DAYS``, each day's *gain* is its cost
 under its own label minus its cost under the label ``k`` days away (calendar model of
-:mod:`training.data.calendar_model`, in typical-day units, clipped so one holiday
+:mod:`gridcast.quality.calendar_model`, in typical-day units, clipped so one holiday
 cannot carry a block). On correctly labelled data the gains are negative almost
 everywhere; a block shifted by ``k`` is a run of positive gains for that ``k``. The
 run with the largest total gain is found in one pass (maximum-sum segment), and kept
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.data.calendar_model import _CalendarModel
+from gridcast.quality.calendar_model import _CalendarModel
 
 #: largest label offset looked for (days, either way)
 MAX_SHIFT_DAYS = 35

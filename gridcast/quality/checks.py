@@ -41,13 +41,13 @@ gaps are out of the way.
     (``max_missing_fraction``), per region.
 
 This module runs them in that order and writes the report; the checks themselves
-live along the same seams: :mod:`training.data.clock` (2, 4),
-:mod:`training.data.cleaning` (5-11), :mod:`training.data.calendar_model` (the calendar
-model, 13), :mod:`training.data.transposition` (12), with the report's bookkeeping in
-:mod:`training.data.report`.
+live along the same seams: :mod:`gridcast.quality.clock` (2, 4),
+:mod:`gridcast.quality.cleaning` (5-11), :mod:`gridcast.quality.calendar_model` (the calendar
+model, 13), :mod:`gridcast.quality.transposition` (12), with the report's bookkeeping in
+:mod:`gridcast.quality.report`.
 
 Example:
-    >>> from training.data.synthetic import generate
+    >>> from gridcast.synthetic import generate
     >>> from gridcast.settings import Settings
     >>> df, meta = generate(days=21, seed=3)
     >>> result = check(df, meta, settings=Settings())
@@ -75,13 +75,13 @@ from gridcast.schema import (
     validate,
 )
 from gridcast.settings import Settings
-from training.data.calendar_model import (  # noqa: F401 - re-exported: faults.py and callers use these names
+from gridcast.quality.calendar_model import (  # noqa: F401 - re-exported: faults.py and callers use these names
     CALENDAR_MIN_TRAIN_DAYS,
     _calendar_model,
     _CalendarModel,
     _day_type,
 )
-from training.data.cleaning import (
+from gridcast.quality.cleaning import (
     _apply_bounds,
     _dedupe,
     _flatlines,
@@ -90,10 +90,10 @@ from training.data.cleaning import (
     _spikes,
     _to_grid,
 )
-from training.data.clock import _fix_clock_change, _fix_wall_clock_table, _to_utc
-from training.data.report import CHECKS, N_EXAMPLES, _Checks, _iso  # noqa: F401 - CHECKS re-exported
-from training.data.date_shifts import block_dates, describe_shift, describe_swap, find_blocks, repair_shift, repair_swap
-from training.data.transposition import MOVED, STAYED, _transposed_pairs
+from gridcast.quality.clock import _fix_clock_change, _fix_wall_clock_table, _to_utc
+from gridcast.quality.report import CHECKS, N_EXAMPLES, _Checks, _iso  # noqa: F401 - CHECKS re-exported
+from gridcast.quality.date_shifts import block_dates, describe_shift, describe_swap, find_blocks, repair_shift, repair_swap
+from gridcast.quality.transposition import MOVED, STAYED, _transposed_pairs
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Value checks on one region's regular grid: duplicates, gaps, Kelvin, bounds, spikes, flatlines.
 
 Owns the ``duplicates_conflicting``, ``gaps``, ``temperature_unit``, ``bounds``,
-``spikes`` and ``flatlines`` checks of :mod:`training.data.quality`, and the final
+``spikes`` and ``flatlines`` checks of :mod:`gridcast.quality.checks`, and the final
 interpolation of short gaps. Each function works in place on (or returns) one
 region's frame indexed by UTC timestamp, and records what it did in the report.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, TIMESTAMP
+from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, TIMESTAMP, bounds
 from gridcast.settings import Settings
-from training.data.report import N_EXAMPLES, _Checks, _iso, _num
-from training.data.series import _fill, _runs, _same_step_reference
+from gridcast.quality.report import N_EXAMPLES, _Checks, _iso, _num
+from gridcast.quality.arrays import _fill, _runs, _same_step_reference
 
 #: a temperature above this cannot be °C or °F on Earth: it is Kelvin
 KELVIN_THRESHOLD = 200.0
@@ -48,22 +48,8 @@ def _kelvin(frame: pd.DataFrame, settings: Settings, checks: _Checks, region: st
                    stretches=len(starts), converted=converted, set_missing=blanked)
 
 
-def _bounds(settings: Settings) -> dict[str, tuple[float, float]]:
-    """Physical bounds per column, from the settings."""
-    return {
-        LOAD: (settings.load_min_mw, settings.load_max_mw),
-        REFERENCE: (settings.load_min_mw, settings.load_max_mw),
-        TEMPERATURE: (settings.temperature_min_c, settings.temperature_max_c),
-        "humidity_pct": (settings.humidity_min_pct, settings.humidity_max_pct),
-        "cloud_cover_pct": (0.0, 100.0),
-        "wind_speed_ms": (0.0, settings.wind_max_ms),
-        "shortwave_wm2": (0.0, 1500.0),
-        "pressure_hpa": (settings.pressure_min_hpa, settings.pressure_max_hpa),
-    }
-
-
 def _apply_bounds(frame: pd.DataFrame, settings: Settings, checks: _Checks, region: str) -> None:
-    for col, (lo, hi) in _bounds(settings).items():
+    for col, (lo, hi) in bounds(settings).items():
         if col not in frame:
             continue
         x = frame[col].to_numpy(dtype=float).copy()

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
-from training.data.plots import (
+from gridcast.quality.plots import (
     daily_profile_by_weekday,
     flagged_times,
     load_vs_temperature,
@@ -16,7 +16,7 @@ from training.data.plots import (
     plot_all,
     series_with_flags,
 )
-from training.data.synthetic import generate
+from gridcast.synthetic import generate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

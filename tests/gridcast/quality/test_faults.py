@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.data.faults import FAULTS, inject_faults
+from gridcast.quality.faults import FAULTS, inject_faults
 from gridcast.schema import LOAD, TEMPERATURE, TIMESTAMP, infer_freq
 
 

@@ -1,8 +1,8 @@
 """The calendar model: what a day's load should look like given its date and weather.
 
-Shared by the calendar checks of :mod:`training.data.quality` — the day/month
-transposition (:mod:`training.data.transposition`), blocks of shifted or swapped
-days (:mod:`training.data.date_shifts`) and the ``day_type`` check (here). Each asks
+Shared by the calendar checks of :mod:`gridcast.quality.checks` — the day/month
+transposition (:mod:`gridcast.quality.transposition`), blocks of shifted or swapped
+days (:mod:`gridcast.quality.date_shifts`) and the ``day_type`` check (here). Each asks
 the same question: does this day's load fit its own label better than another one?
 """
 

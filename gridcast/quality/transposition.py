@@ -1,11 +1,11 @@
 """The day/month transposition: ``dd.mm`` dates read as ``mm.dd``, found from the data alone.
 
-Owns the ``date_transposition`` check of :mod:`training.data.quality`.
+Owns the ``date_transposition`` check of :mod:`gridcast.quality.checks`.
 
 A pair of local dates (y-m-d, y-d-m), both days <= 12, is transposed when the load
 labelled with each date fits the *other* date's calendar (day of week, holiday,
 season) and weather better than its own. The calendar model
-(:mod:`training.data.calendar_model`) is fitted only on days > 12, which a
+(:mod:`gridcast.quality.calendar_model`) is fitted only on days > 12, which a
 transposition can never touch, so it is clean whatever the file did.
 
 Why a year-level test: a transposition comes from how a file was parsed, so it hits
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.data.calendar_model import CALENDAR_MARGIN, CALENDAR_RATIO, _CalendarModel
-from training.data.report import _num
+from gridcast.quality.calendar_model import CALENDAR_MARGIN, CALENDAR_RATIO, _CalendarModel
+from gridcast.quality.report import _num
 
 #: a year whose pairs favour the swap with a t statistic above this, and in which at
 #: least SYSTEMATIC_SHARE of them favour it, is transposed as a whole (a file read

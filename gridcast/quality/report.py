@@ -1,6 +1,6 @@
 """The quality report's bookkeeping: check names, counts, examples, actions.
 
-Every check in :mod:`training.data.quality` writes what it found into one
+Every check in :mod:`gridcast.quality.checks` writes what it found into one
 :class:`_Checks`, so the JSON report and the summary table have the same shape
 whatever ran: ``{name: {"count", "examples", "action", ...details}}``.
 """

@@ -13,7 +13,7 @@ state, no GUI backend, safe in a web worker. :func:`plot_all` writes them as PNG
 * :func:`monthly_boxplots` — the annual cycle and its outliers.
 
 Example:
-    >>> from training.data.synthetic import generate
+    >>> from gridcast.synthetic import generate
     >>> df, _ = generate(days=14, seed=1)
     >>> fig = daily_profile_by_weekday(df, tz="Asia/Ho_Chi_Minh")
     >>> len(fig.axes[0].lines)

@@ -1,6 +1,6 @@
 """Clock checks: timestamps into UTC, and stretches labelled in local wall time moved back.
 
-Owns the ``timezone`` and ``clock_change`` checks of :mod:`training.data.quality`: naive
+Owns the ``timezone`` and ``clock_change`` checks of :mod:`gridcast.quality.checks`: naive
 timestamps are localised with the table's zone; a stretch (or a whole region) written
 in local wall time but labelled UTC is recognised by its signature — a gap of *k*
 steps, the stretch, *k* conflicting duplicates, *k* being a UTC offset or DST shift the
@@ -16,8 +16,8 @@ import pandas as pd
 
 from gridcast.errors import SchemaError
 from gridcast.schema import LOAD, TIMESTAMP, validate
-from training.data.report import N_EXAMPLES, _Checks, _iso
-from training.data.series import _runs, _same_step_reference
+from gridcast.quality.report import N_EXAMPLES, _Checks, _iso
+from gridcast.quality.arrays import _runs, _same_step_reference
 
 #: neighbouring days (each side) the clock-change profile reference looks at
 PROFILE_NEIGHBOUR_DAYS = 7

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from rich.table import Table
 
-from training.data.faults import FAULTS, inject_faults
-from training.data.synthetic import generate
-from training.data.quality import CHECKS, check, render_summary
+from gridcast.quality.faults import FAULTS, inject_faults
+from gridcast.synthetic import generate
+from gridcast.quality.checks import CHECKS, check, render_summary
 from gridcast.errors import SchemaError
 from gridcast.schema import LOAD, REGION, TEMPERATURE, TIMESTAMP
 from gridcast.settings import Settings

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.data.faults import inject_faults
-from training.data.quality import check
-from training.data.synthetic import generate
+from gridcast.quality.faults import inject_faults
+from gridcast.quality.checks import check
+from gridcast.synthetic import generate
 from gridcast.schema import LOAD
 
 GRIDS = {
