@@ -65,12 +65,14 @@ log = logging.getLogger("gridcast.bench")
 
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 RESULTS_JSON = RESULTS / "load.json"
-PARTS = ("batching", "cached", "soak")
+PARTS = ("model", "batching", "batch64", "overload", "cached", "soak", "variant")
 UNCACHED = "POST /forecast [uncached lstm]"
 CACHED = "POST /forecast [cached]"
 
-#: targets from the load-test issue (2-core machine)
-TARGET_RATIO, TARGET_P99_BATCHED, TARGET_P99_CACHED, TARGET_FLAT = 3.0, 300.0, 25.0, 0.05
+#: targets of the serving issue (one service core)
+TARGET_RATIO, TARGET_P99_BATCHED, TARGET_P99_CACHED, TARGET_FLAT = 2.5, 250.0, 25.0, 0.05
+TARGET_RPS_64, TARGET_CPU_MS, TARGET_BATCH64_FPS, TARGET_CPU_HIT_MS, TARGET_P99_503 = 500.0, 2.0, 3000.0, 0.5, 50.0
+TARGET_PREDICT_FPS, TARGET_COLD_S = 5000.0, 5.0
 
 
 class RssSampler:
@@ -197,6 +199,88 @@ def bench_cached(args: argparse.Namespace, svc: ServiceProcess) -> dict:
     return row
 
 
+def bench_model(args: argparse.Namespace) -> dict:
+    """The model-only limits, in process, pinned to the service's core (load_tests/bench_model.py)."""
+    cmd = [sys.executable, str(ROOT / "load_tests" / "bench_model.py")]
+    if args.service_cpus:
+        cmd = ["taskset", "-c", args.service_cpus, *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, check=True)
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    log.info("model limits: network %s forecasts/s, predict_series %s forecasts/s (batch %s)",
+             row["network_forecasts_per_s"], row["predict_series_forecasts_per_s"], row["batch"])
+    return row
+
+
+def bench_batch64(args: argparse.Namespace, svc: ServiceProcess) -> dict:
+    """``/forecast_batch`` with 64 uncached forecasts per call, a few closed-loop users."""
+    cpu0 = svc.cpu_seconds()
+    res = run_locust(url=svc.url, users=args.batch64_users, run_time=f"{args.duration}s", user_class="Batch64User",
+                     out=args.out / "batch64", cpus=args.locust_cpus)
+    cpu = svc.cpu_seconds() - cpu0
+    row = {**res["total"], "users": args.batch64_users, "errors": res["errors"]}
+    row["forecasts_per_s"] = round(64 * _ok_rps(row), 1)
+    row["cpu_ms_per_forecast"] = round(1000 * cpu / (64 * row["requests"]), 3) if row["requests"] else None
+    log.info("batch of 64: %.1f calls/s = %.0f forecasts/s, p99 %s ms", row["rps"], row["forecasts_per_s"],
+             row["p99_ms"])
+    return row
+
+
+def bench_overload(args: argparse.Namespace, svc: ServiceProcess) -> dict:
+    """Past saturation: only 200 and 503 (+ Retry-After), and the 503s fast."""
+    res = run_locust(url=svc.url, users=args.overload_users, run_time=f"{args.duration}s",
+                     user_class="OverloadUser", out=args.out / "overload", cpus=args.locust_cpus,
+                     spawn_rate=args.overload_users)
+    ok = res["by_name"].get(UNCACHED, {})
+    refused = res["by_name"].get("POST /forecast [503]", {})
+    row = {"users": args.overload_users, "ok": ok, "refused": refused, "failures": res["total"]["failures"],
+           "errors": res["errors"]}
+    log.info("overload %d users: %s ok (p99 %s ms), %s refused with 503 (p99 %s ms), %d failures",
+             args.overload_users, ok.get("requests"), ok.get("p99_ms"), refused.get("requests"),
+             refused.get("p99_ms"), row["failures"])
+    return row
+
+
+def bench_variant(args: argparse.Namespace) -> dict:
+    """The same uncached load against another design: a git ref of gridcast, in a worktree.
+
+    Used to measure whether a separate model process earns its cost: the default ref is
+    the last version that ran the models in a second BentoML service behind
+    ``bentoml.depends``. It gets its own model store (quick models trained by its own
+    code) and the same CPU pinning.
+    """
+    ref = args.variant_ref
+    src = args.out / "variant-src"
+    subprocess.run(["git", "worktree", "add", "--detach", str(src), ref], cwd=ROOT, check=True,
+                   capture_output=True)
+    env = {"BENTOML_HOME": str(args.out / "variant-bentoml"), "PYTHONPATH": str(src),
+           "GRIDCAST_UI_MOUNT": "false", "GRIDCAST_MAX_LATENCY_MS": "5000"}
+    try:
+        train = ("import logging; logging.basicConfig(level=logging.WARNING); "
+                 "from training.settings import get_settings; from training.store import ensure_quick_models; "
+                 "ensure_quick_models(get_settings())")
+        subprocess.run([sys.executable, "-c", train], cwd=src, env={**os.environ, **env}, check=True,
+                       capture_output=True, timeout=1800)
+        svc = ServiceProcess(port=free_port(), env=env, cpus=args.service_cpus, cwd=src,
+                             log_path=args.out / "service-variant.log")
+        svc.start(timeout_s=args.ready_timeout)
+        try:
+            warm_up(args, svc, "UncachedForecastUser")
+            cpu0 = svc.cpu_seconds()
+            res = run_locust(url=svc.url, users=64, run_time=f"{args.duration}s", user_class="UncachedForecastUser",
+                             out=args.out / "variant-64u", cpus=args.locust_cpus)
+            cpu = svc.cpu_seconds() - cpu0
+        finally:
+            svc.stop()
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(src)], cwd=ROOT, check=False, capture_output=True)
+    row = {"ref": ref, "users": 64, **res["total"], "cold_start_s": round(svc.cold_start_s, 2),
+           "cpu_ms_per_req": round(1000 * cpu / res["total"]["requests"], 1) if res["total"]["requests"] else None,
+           "errors": res["errors"]}
+    log.info("variant %s, 64 users: %.1f req/s, p99 %s ms, %s ms CPU/req", ref, row["rps"], row["p99_ms"],
+             row["cpu_ms_per_req"])
+    return row
+
+
 def bench_soak(args: argparse.Namespace, svc: ServiceProcess) -> dict:
     with RssSampler(svc, every_s=5.0) as rss:
         res = run_locust(url=svc.url, users=args.soak_users, run_time=f"{int(args.soak_s)}s",
@@ -258,7 +342,20 @@ def _header(rec: dict) -> str:
 
 def render(records: list[dict]) -> str:
     latest = {part: next((r for r in reversed(records) if part in r), None) for part in PARTS}
-    out: list[str] = []
+    out: list[str] = targets_table(latest)
+    rec = latest["model"]
+    if rec:
+        m = rec["model"]
+        out += ["### Model-only limits (in process, on the service's core)", "", _header(rec), "",
+                f"`load_tests/bench_model.py` on the served LSTM `{m['model']}`, batches of {m['batch']}, "
+                "CPU time per call (one core). The network call alone is the ceiling; the gap to "
+                "`predict_series` is feature preparation.", "",
+                "| what | ms CPU per batch | forecasts/s on one core |", "|---|---|---|",
+                f"| compiled network call, {m['batch']} prepared inputs | {m['network_ms_per_batch']} | "
+                f"{m['network_forecasts_per_s']:,} |",
+                f"| `predict_series`, {m['batch']} requests (each its own history) | "
+                f"{m['predict_series_ms_per_batch']} | {m['predict_series_forecasts_per_s']:,} "
+                f"({m['share_of_network_limit']:.0%} of the network limit) |", ""]
     rec = latest["batching"]
     if rec:
         b = rec["batching"]
@@ -303,6 +400,43 @@ def render(records: list[dict]) -> str:
         if rec.get("note"):
             out += ["", rec["note"]]
         out.append("")
+    rec = latest["variant"]
+    if rec and latest["batching"]:
+        v = rec["variant"]
+        a = {r["users"]: r for r in rec.get("batching", latest["batching"]["batching"])["on"]}.get(64, {})
+        out += ["### One process or two", "", _header(rec), "",
+                f"The same uncached load (`UncachedForecastUser` × 64, {rec['duration_s']} s) against this version "
+                f"(API and models in one process, in-process batcher) and against `{v['ref']}` (the models in a "
+                "second BentoML service behind `bentoml.depends`, BentoML's adaptive batching), each with its own "
+                "quick models, on the same pinned core.", "",
+                "| design | req/s | p50 / p95 / p99 ms | service CPU ms/req | cold start |", "|---|---|---|---|---|",
+                f"| one process (this version) | {_ok_rps(a):.1f} | {_ms(a.get('p50_ms'))} / {_ms(a.get('p95_ms'))} / "
+                f"{_ms(a.get('p99_ms'))} | {a.get('cpu_ms_per_req') or '–'} | "
+                f"{(rec.get('cold_start') or latest['batching'].get('cold_start') or {}).get('on', {}).get('seconds', '–')} s |",
+                f"| two processes (`{v['ref']}`) | {_ok_rps(v):.1f} | {_ms(v['p50_ms'])} / {_ms(v['p95_ms'])} / "
+                f"{_ms(v['p99_ms'])} | {v.get('cpu_ms_per_req') or '–'} | {v['cold_start_s']} s |", ""]
+    rec = latest["batch64"]
+    if rec:
+        x = rec["batch64"]
+        out += ["### `/forecast_batch`, 64 forecasts per call", "", _header(rec), "",
+                f"`Batch64User` × {x['users']} closed loop, {rec['duration_s']} s, every forecast its own history.", "",
+                "| calls/s | forecasts/s | p50 / p95 / p99 ms per call | failures / calls | service CPU ms per forecast |",
+                "|---|---|---|---|---|",
+                f"| {_ok_rps(x):.1f} | {x['forecasts_per_s']:,.0f} | {_ms(x['p50_ms'])} / {_ms(x['p95_ms'])} / "
+                f"{_ms(x['p99_ms'])} | {x['failures']} / {x['requests']} | {x.get('cpu_ms_per_forecast') or '–'} |", ""]
+    rec = latest["overload"]
+    if rec:
+        o = rec["overload"]
+        ok, no = o["ok"] or {}, o["refused"] or {}
+        out += ["### Overload", "", _header(rec), "",
+                f"`OverloadUser` × {o['users']} closed loop (far past saturation), {rec['duration_s']} s: a 503 with "
+                "`Retry-After` is the expected refusal (the batcher's queue is full), anything but 200/503 fails.", "",
+                "| answer | requests | req/s | p50 / p95 / p99 ms |", "|---|---|---|---|",
+                f"| 200 (forecast) | {ok.get('requests', 0)} | {ok.get('rps', 0):.1f} | {_ms(ok.get('p50_ms'))} / "
+                f"{_ms(ok.get('p95_ms'))} / {_ms(ok.get('p99_ms'))} |",
+                f"| 503 + Retry-After | {no.get('requests', 0)} | {no.get('rps', 0):.1f} | {_ms(no.get('p50_ms'))} / "
+                f"{_ms(no.get('p95_ms'))} / {_ms(no.get('p99_ms'))} |",
+                "", f"Other answers (failures): {o['failures']}.", ""]
     rec = latest["cached"]
     if rec:
         c = rec["cached"]
@@ -348,6 +482,82 @@ def render(records: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _verdict(ok: bool | None) -> str:
+    return "–" if ok is None else ("met" if ok else "missed")
+
+
+def targets_table(latest: dict[str, dict | None]) -> list[str]:
+    """The serving issue's targets, each with its figure from the newest record that has it."""
+    rows = []
+    rec = latest["batching"]
+    if rec:
+        on = {r["users"]: r for r in rec["batching"]["on"]}
+        off = {r["users"]: r for r in rec["batching"]["off"]}
+        if 64 in on:
+            a = on[64]
+            rows.append(("uncached `/forecast`, 64 users, service on one core",
+                         f"≥ {TARGET_RPS_64:.0f} req/s, p99 ≤ {TARGET_P99_BATCHED:.0f} ms, ≤ {TARGET_CPU_MS} ms CPU/req",
+                         f"{_ok_rps(a):.0f} req/s, p99 {_ms(a['p99_ms'])} ms, {a.get('cpu_ms_per_req')} ms CPU/req "
+                         f"(one core: {1000 / a['cpu_ms_per_req']:.0f} req/s)" if a.get("cpu_ms_per_req") else "–",
+                         _verdict(_ok_rps(a) >= TARGET_RPS_64 and (a["p99_ms"] or 1e9) <= TARGET_P99_BATCHED
+                                  and (a.get("cpu_ms_per_req") or 1e9) <= TARGET_CPU_MS)))
+        if 64 in on and 64 in off and _ok_rps(off[64]):
+            ratio = _ok_rps(on[64]) / _ok_rps(off[64])
+            rows.append(("batching ON / OFF, 64 users", f"≥ {TARGET_RATIO}×", f"{ratio:.2f}×", _verdict(ratio >= TARGET_RATIO)))
+        cs = (rec.get("cold_start") or {}).get("on")
+        if cs:
+            rows.append(("cold start (process start → `/readyz`)", f"≤ {TARGET_COLD_S:.0f} s", f"{cs['seconds']:.1f} s",
+                         _verdict(cs["seconds"] <= TARGET_COLD_S)))
+    rec = latest["model"]
+    if rec:
+        m = rec["model"]
+        rows.append(("`predict_series`, 64 requests, in process", f"≥ {TARGET_PREDICT_FPS:,.0f} forecasts/s",
+                     f"{m['predict_series_forecasts_per_s']:,} forecasts/s ({m['share_of_network_limit']:.0%} of "
+                     f"the network's {m['network_forecasts_per_s']:,})",
+                     _verdict(m["predict_series_forecasts_per_s"] >= TARGET_PREDICT_FPS)))
+    rec = latest["variant"]
+    if rec and latest["batching"]:
+        v = rec["variant"]
+        a = {r["users"]: r for r in rec.get("batching", latest["batching"]["batching"])["on"]}.get(64, {})
+        out += ["### One process or two", "", _header(rec), "",
+                f"The same uncached load (`UncachedForecastUser` × 64, {rec['duration_s']} s) against this version "
+                f"(API and models in one process, in-process batcher) and against `{v['ref']}` (the models in a "
+                "second BentoML service behind `bentoml.depends`, BentoML's adaptive batching), each with its own "
+                "quick models, on the same pinned core.", "",
+                "| design | req/s | p50 / p95 / p99 ms | service CPU ms/req | cold start |", "|---|---|---|---|---|",
+                f"| one process (this version) | {_ok_rps(a):.1f} | {_ms(a.get('p50_ms'))} / {_ms(a.get('p95_ms'))} / "
+                f"{_ms(a.get('p99_ms'))} | {a.get('cpu_ms_per_req') or '–'} | "
+                f"{(rec.get('cold_start') or latest['batching'].get('cold_start') or {}).get('on', {}).get('seconds', '–')} s |",
+                f"| two processes (`{v['ref']}`) | {_ok_rps(v):.1f} | {_ms(v['p50_ms'])} / {_ms(v['p95_ms'])} / "
+                f"{_ms(v['p99_ms'])} | {v.get('cpu_ms_per_req') or '–'} | {v['cold_start_s']} s |", ""]
+    rec = latest["batch64"]
+    if rec:
+        x = rec["batch64"]
+        rows.append(("`/forecast_batch`, 64 forecasts per call", f"≥ {TARGET_BATCH64_FPS:,.0f} forecasts/s",
+                     f"{x['forecasts_per_s']:,.0f} forecasts/s", _verdict(x["forecasts_per_s"] >= TARGET_BATCH64_FPS)))
+    rec = latest["cached"]
+    if rec:
+        c = rec["cached"]
+        rows.append((f"cached (the README request, history from the state), {c['target_rps']:.0f} req/s paced",
+                     f"p99 ≤ {TARGET_P99_CACHED:.0f} ms, ≤ {TARGET_CPU_HIT_MS} ms CPU per hit",
+                     f"p99 {_ms(c['p99_ms'])} ms, {c.get('cpu_ms_per_req')} ms CPU per hit",
+                     _verdict((c["p99_ms"] or 1e9) <= TARGET_P99_CACHED
+                              and (c.get("cpu_ms_per_req") or 1e9) <= TARGET_CPU_HIT_MS)))
+    rec = latest["overload"]
+    if rec:
+        o = rec["overload"]
+        p99 = (o["refused"] or {}).get("p99_ms")
+        rows.append((f"overload, {o['users']} users", f"only 200/503; 503 p99 ≤ {TARGET_P99_503:.0f} ms",
+                     f"{o['failures']} other answers; 503 p99 {_ms(p99)} ms",
+                     _verdict(o["failures"] == 0 and p99 is not None and p99 <= TARGET_P99_503)))
+    if not rows:
+        return []
+    out = ["### Serving targets", "", "Each figure from the newest run of its part (below, with its command).", "",
+           "| what | target | measured | |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return out + [""]
+
+
 def write_section(text: str) -> None:
     doc = BENCHMARKS.read_text()
     begin, end = "<!-- BEGIN:load -->", "<!-- END:load -->"
@@ -373,7 +583,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--levels", default="1,8,32,64,128", help="concurrent users, batching ON vs OFF")
     ap.add_argument("--duration", type=int, default=30, help="seconds per level (and the cached run)")
     ap.add_argument("--warmup-s", type=int, default=8, help="unrecorded warm-up before measuring (s)")
-    ap.add_argument("--cached-rate", type=float, default=200.0, help="cached path: total arrival rate (req/s)")
+    ap.add_argument("--cached-rate", type=float, default=500.0, help="cached path: total arrival rate (req/s)")
+    ap.add_argument("--variant-ref", default="a625377",
+                    help="git ref of the design to compare with (default: the two-process service)")
+    ap.add_argument("--batch64-users", type=int, default=4, help="/forecast_batch of 64: closed-loop users")
+    ap.add_argument("--overload-users", type=int, default=256, help="overload: closed-loop users")
     ap.add_argument("--cached-users", type=int, default=50, help="cached path: users sharing that rate")
     ap.add_argument("--soak-s", type=float, default=600.0, help="memory soak length (s)")
     ap.add_argument("--soak-users", type=int, default=16, help="memory soak: number of users")
@@ -420,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(), "duration_s": args.duration,
         "service_cpus": args.service_cpus, "locust_cpus": args.locust_cpus, "note": args.note,
     }
+    if "model" in args.parts:
+        rec["model"] = bench_model(args)
     if "batching" in args.parts:
         rec["batching"], rec["cold_start"] = {}, {}
         for mode, batching in (("on", True), ("off", False)):
@@ -430,6 +646,10 @@ def main(argv: list[str] | None = None) -> int:
                 rec["batching"][mode] = rows
                 rec["cold_start"][mode] = {"seconds": round(svc.cold_start_s, 2), "rss_idle_mb": idle,
                                            "rss_peak_mb": max(r["rss_peak_mb"] for r in rows)}
+                if batching and "batch64" in args.parts:
+                    rec["batch64"] = bench_batch64(args, svc)
+                if batching and "overload" in args.parts:
+                    rec["overload"] = bench_overload(args, svc)
                 if batching and "cached" in args.parts:
                     rec["cached"] = bench_cached(args, svc)
                 if batching and "soak" in args.parts:
@@ -444,15 +664,24 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio": round(ratio, 2), "ratio_met": ratio >= TARGET_RATIO, "p99_on_ms": on[64]["p99_ms"],
                 "p99_met": on[64]["p99_ms"] is not None and on[64]["p99_ms"] <= TARGET_P99_BATCHED,
             }
-    elif {"cached", "soak"} & set(args.parts):
+    elif {"cached", "soak", "batch64", "overload"} & set(args.parts):
         svc = start_service(args, batching=True, tag="on")
         try:
+            rec["cold_start"] = {"on": {"seconds": round(svc.cold_start_s, 2), "rss_idle_mb": svc.rss_mb(),
+                                        "rss_peak_mb": svc.rss_mb()}}
+            if "batch64" in args.parts:
+                rec["batch64"] = bench_batch64(args, svc)
+            if "overload" in args.parts:
+                rec["overload"] = bench_overload(args, svc)
             if "cached" in args.parts:
                 rec["cached"] = bench_cached(args, svc)
             if "soak" in args.parts:
                 rec["soak"] = bench_soak(args, svc)
         finally:
             svc.stop()
+
+    if "variant" in args.parts:
+        rec["variant"] = bench_variant(args)
 
     records = load_records() + [rec]
     RESULTS_JSON.write_text(json.dumps(records, indent=1))

@@ -220,6 +220,8 @@ class ServiceProcess:
     cpus: str | None = None
     log_path: Path | None = None
     host: str = "127.0.0.1"
+    #: where ``bentoml serve`` runs (another checkout of gridcast, for a variant)
+    cwd: Path = ROOT
     proc: subprocess.Popen | None = None
     cold_start_s: float | None = None
 
@@ -235,7 +237,7 @@ class ServiceProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            pinned(command(self.host, self.port), self.cpus), cwd=ROOT, env=env,
+            pinned(command(self.host, self.port), self.cpus), cwd=self.cwd, env=env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._log = log

@@ -11,6 +11,11 @@ Users (pick them by class name on the command line; none named = all, by ``weigh
   exercise adaptive batching. An answer from the naive fallback counts as a failure:
   it would not have measured the LSTM.
 * :class:`BatchForecastUser` — ``POST /forecast_batch`` with 2–8 such requests.
+* :class:`Batch64User` — ``POST /forecast_batch`` with 64 uncached requests per call
+  (the forecasts/s of the batch endpoint).
+* :class:`OverloadUser` — uncached forecasts where a ``503`` with ``Retry-After`` is
+  an expected answer, reported under its own name (``/forecast [503]``) so its latency
+  shows; any other status fails. Run it with more users than the service can serve.
 * :class:`MixedUser` — a weighted mix: mostly cached, some uncached, a few batch,
   ``/models`` and ``/recent`` calls (what a dashboard plus a few API clients do).
 
@@ -197,6 +202,44 @@ class BatchForecastUser(_ForecastUser):
     def batch(self) -> None:
         n = int(self.rng.integers(2, 9))
         self.post_batch([self.uncached_query() for _ in range(n)], "/forecast_batch [2-8 uncached]")
+
+
+class Batch64User(_ForecastUser):
+    """``/forecast_batch`` with 64 uncached requests: the batch endpoint's forecasts/s (× 64)."""
+
+    weight = 0
+
+    @task
+    def batch(self) -> None:
+        self.post_batch([self.uncached_query() for _ in range(64)], "/forecast_batch [64 uncached]")
+
+
+class OverloadUser(_ForecastUser):
+    """Uncached forecasts past saturation: 200s pass, 503 + Retry-After is the expected refusal."""
+
+    weight = 0
+
+    @task
+    def uncached(self) -> None:
+        query = self.uncached_query()
+        with self.client.post("/forecast", data=json.dumps(query), headers={"content-type": "application/json"},
+                              name="/forecast [uncached lstm]", catch_response=True) as resp:
+            if resp.status_code == 503:
+                retry = resp.headers.get("retry-after")
+                if not retry:
+                    resp.failure("503 without Retry-After")
+                else:
+                    resp.success()
+                    resp.request_meta["name"] = "/forecast [503]"  # its own row: the refusal's latency
+                return
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
+                return
+            body = _json(resp)
+            if body is not None:
+                problem = check_forecast(body, region=query["region"], horizon=query["horizon"], model=query["model"])
+                if problem:
+                    resp.failure(problem)
 
 
 class MixedUser(_ForecastUser):

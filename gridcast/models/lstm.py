@@ -86,6 +86,10 @@ WEATHER_TERMS = (TEMPERATURE, "hdd", "cdd")
 QUANTILE_PROBS = np.round(np.linspace(0.005, 0.995, 199), 6)
 MODEL_FILE = "lstm.keras"
 ARRAYS_FILE = "lstm_arrays.npz"
+#: the network's weights as arrays (what forecasting reads: no TensorFlow needed)
+WEIGHTS_FILE = "lstm_weights.npz"
+#: the layers with weights, in the order of the forward pass (names from :meth:`LSTMForecaster._build`)
+NET_LAYERS = ("lstm", "context", "lead_context", "head_1", "head_2", "head_out")
 #: an input window may miss at most this share of its load values (filled) before the
 #: forecast is refused and the caller falls back
 MAX_MISSING_SHARE = 0.25
@@ -176,8 +180,7 @@ class LSTMForecaster(Forecaster):
         self._reset_caches()
 
     def _reset_caches(self) -> None:
-        """Forget what was derived from the network and context (compiled call, tables)."""
-        self._infer = None
+        """Forget what was derived from the context (calendar table, windows, interval quantiles)."""
         self._cal_table = None
         self.__dict__.pop("_ctx", None)
         self.__dict__.pop("_q_cache", None)
@@ -385,7 +388,6 @@ class LSTMForecaster(Forecaster):
             full = self._samples(y_filled, temp, calendar, all_origins, rng, mode="augment")
             keras.utils.set_random_seed(p["seed"])
             self.model_ = self._build(full[0].shape[1:], full[1].shape[1:])
-            self._infer = None
             log.info("LSTM: refit on all %d windows for %d epochs", len(all_origins), self.best_epochs_)
             self.model_.fit(list(full[:3]), full[3], epochs=self.best_epochs_, batch_size=p["batch_size"],
                             shuffle=True, verbose=p["verbose"])
@@ -443,31 +445,49 @@ class LSTMForecaster(Forecaster):
             err[rng.random(n) < self.params["weather_dropout"]] = np.nan
         return err
 
+    # -- the network's forward pass ----------------------------------------------------
+    @property
+    def model_(self):
+        """The Keras model (training, saving). A loaded forecaster reads it from disk only when asked:
+        forecasting runs on the weights alone (:meth:`_run`), without importing TensorFlow."""
+        model = self.__dict__.get("_keras")
+        if model is None:
+            import keras
+
+            model = self.__dict__["_keras"] = keras.models.load_model(self.__dict__["_keras_path"], compile=False)
+        return model
+
+    @model_.setter
+    def model_(self, model) -> None:
+        self.__dict__["_keras"] = model
+        self.__dict__.pop("_weights", None)
+
+    def _net_weights(self) -> dict[str, np.ndarray]:
+        weights = self.__dict__.get("_weights")
+        if weights is None:
+            weights = {}
+            for name in NET_LAYERS:
+                for k, w in enumerate(self.model_.get_layer(name).get_weights()):
+                    weights[f"{name}/{k}"] = np.asarray(w, dtype=np.float32)
+            self.__dict__["_weights"] = weights
+        return weights
+
     def _run(self, enc: np.ndarray, dec: np.ndarray, base: np.ndarray) -> np.ndarray:
-        """The network's ratio output for stacked inputs, in one call (no Keras predict loop)."""
-        if self._infer is None:
-            import tensorflow as tf
+        """The network's ratio output for stacked inputs: its forward pass on the weights, in numpy.
 
-            model = self.model_
-
-            @tf.function(
-                input_signature=[
-                    tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32),
-                    tf.TensorSpec((None, *model.inputs[1].shape[1:]), tf.float32),
-                    tf.TensorSpec((None, *model.inputs[2].shape[1:]), tf.float32),
-                ],
-                reduce_retracing=True,
-                autograph=False,  # plain call, no Python control flow to convert
-            )
-            def infer(enc, dec, base):
-                return model([enc, dec, base], training=False)
-
-            self._infer = infer
-        out = []
-        chunk = 4096  # bounded memory for calibration-sized batches
+        The same arithmetic as the Keras model (:meth:`_build`: an LSTM over the day
+        blocks, a context layer, a per-lead context, a three-layer head added to the
+        seasonal-naive base), in float32, as one batched computation. It measures as fast
+        as a compiled TensorFlow call on this model's sizes (BENCHMARKS.md, model-only
+        limits), and serving needs neither TensorFlow nor its seconds of import and
+        hundreds of megabytes: a saved model carries its weights as arrays too.
+        """
+        w = self._net_weights()
+        out = np.empty(base.shape, dtype=np.float64)
+        chunk = 2048  # bounded memory for calibration-sized batches
         for i in range(0, len(enc), chunk):
-            out.append(self._infer(enc[i:i + chunk], dec[i:i + chunk], base[i:i + chunk]).numpy())
-        return np.concatenate(out).astype(np.float64)
+            out[i:i + chunk] = _forward(w, enc[i:i + chunk], dec[i:i + chunk], base[i:i + chunk])
+        return out
 
     # -- forecasting ------------------------------------------------------------------
     @property
@@ -692,10 +712,9 @@ class LSTMForecaster(Forecaster):
     def _save(self, directory: Path) -> None:
         self.model_.save(directory / MODEL_FILE)
         np.savez(directory / ARRAYS_FILE, **{f"q_{k}": v for k, v in self.quantiles_.items()})
+        np.savez(directory / WEIGHTS_FILE, **self._net_weights())
 
     def _restore(self, state: dict[str, Any], directory: Path) -> None:
-        import keras
-
         self.fourier_ = {k: tuple(v) for k, v in state["fourier_"].items()}
         self.holidays_ = state["holidays_"]
         for key in ("freq_", "spd_", "window_", "H_", "temp_mean_", "temp_std_", "epochs_run_", "val_loss_",
@@ -708,7 +727,13 @@ class LSTMForecaster(Forecaster):
             index=index,
         ).asfreq(self.freq_)
         self.context_.index.name = "timestamp"
-        self.model_ = keras.models.load_model(directory / MODEL_FILE, compile=False)
+        self.__dict__.pop("_keras", None)
+        self.__dict__["_keras_path"] = directory / MODEL_FILE
+        if (directory / WEIGHTS_FILE).exists():  # else read from the Keras file on first use
+            with np.load(directory / WEIGHTS_FILE) as arrays:
+                self.__dict__["_weights"] = {k: arrays[k] for k in arrays.files}
+        else:
+            self.__dict__.pop("_weights", None)
         with np.load(directory / ARRAYS_FILE) as arrays:
             self.quantiles_ = {k[2:]: arrays[k] for k in arrays.files}
         self._reset_caches()
@@ -747,3 +772,38 @@ def _grid_quantile(grid: np.ndarray, prob: float) -> np.ndarray:
         return grid[:, i]
     w = (prob - QUANTILE_PROBS[i - 1]) / (QUANTILE_PROBS[i] - QUANTILE_PROBS[i - 1])
     return grid[:, i - 1] * (1 - w) + grid[:, i] * w
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # = 1 / (1 + exp(-x)), without overflow
+
+
+def _forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """The Keras network of :meth:`LSTMForecaster._build`, forward, in float32 numpy.
+
+    Keras' LSTM: gates in the order input, forget, cell, output; ``tanh`` activation,
+    ``sigmoid`` recurrent activation, zero initial state; the last hidden state out.
+    """
+    enc, dec, base = (np.asarray(a, dtype=np.float32) for a in (enc, dec, base))
+    b, steps, _ = enc.shape
+    kernel, recurrent, bias = w["lstm/0"], w["lstm/1"], w["lstm/2"]
+    u = recurrent.shape[0]
+    h = np.zeros((b, u), np.float32)
+    c = np.zeros((b, u), np.float32)
+    x_all = enc @ kernel + bias
+    for t in range(steps):
+        z = x_all[:, t] + h @ recurrent
+        c = _sigmoid(z[:, u:2 * u]) * c + _sigmoid(z[:, :u]) * np.tanh(z[:, 2 * u:3 * u])
+        h = _sigmoid(z[:, 3 * u:]) * np.tanh(c)
+    context = np.maximum(h @ w["context/0"] + w["context/1"], 0.0)
+    H = base.shape[1]
+    per_lead = (context @ w["lead_context/0"] + w["lead_context/1"]).reshape(b, H, -1)
+    # the head's first layer on [decoder, context repeated, per-lead context], without
+    # materialising the repeated context: split the kernel by input block
+    k1 = w["head_1/0"]
+    n_dec, n_ctx = dec.shape[-1], context.shape[-1]
+    x = dec @ k1[:n_dec] + (context @ k1[n_dec:n_dec + n_ctx])[:, None, :] + per_lead @ k1[n_dec + n_ctx:]
+    x = np.maximum(x + w["head_1/1"], 0.0)
+    x = np.maximum(x @ w["head_2/0"] + w["head_2/1"], 0.0)
+    correction = (x @ w["head_out/0"] + w["head_out/1"])[..., 0]
+    return (base + correction).astype(np.float64)
