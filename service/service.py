@@ -100,7 +100,7 @@ class GuardMiddleware:
     """Refuse what must never reach an API; make every error body ``{error, detail, field}``."""
 
     #: POST routes that take JSON bodies
-    JSON_ROUTES = ("/forecast", "/forecast_batch", "/recent", "/admin/")
+    JSON_ROUTES = ("/forecast", "/forecast_batch", "/recent", "/admin/", "/data/check")
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -419,6 +419,23 @@ class Gridcast:
         series = on_grid(query.history, served.step, "observations", max_points=self.settings.max_history_points)
         added = self.state.add_observations(query.region, series.to_frame())
         return {"region": query.region, "added": int(added)}
+
+    # -- data quality: the checks `gridcast data check` runs, for the UI and any client ----
+    @admin.post("/data/check")
+    def data_check(self, body: dict) -> Response:
+        """The quality report of a canonical table (``columns`` + ``meta``, or ``csv``), and the cleaned table."""
+        from gridcast.quality.tables import CheckBody, check_table, dumps
+
+        answer = check_table(CheckBody.model_validate(body), settings=self.settings)
+        return Response(dumps(answer), media_type="application/json")
+
+    @admin.get("/data/sample")
+    def data_sample(self, days: int = 60, regions: int = 1, faults: bool = False) -> Response:
+        """Seeded synthetic demo data (with ``faults``: the known faults injected), as a ``/data/check`` body."""
+        from gridcast.quality.tables import dumps, sample_table
+
+        table = sample_table(days=days, regions=regions, faults=faults, settings=self.settings)
+        return Response(dumps(table), media_type="application/json")
 
 
 def _describe(m: ServedModel) -> dict:
