@@ -63,7 +63,7 @@ import pandas as pd
 from gridcast.errors import InsufficientDataError, UserInputError
 from gridcast.features import calendar_features, weather_features
 from gridcast.models.base import Forecaster, check_level, future_index, interval_columns
-from gridcast.schema import LOAD, TEMPERATURE, infer_freq, steps_per_day
+from gridcast.schema import LOAD, TEMPERATURE, infer_freq, regular, steps_per_day
 
 log = logging.getLogger(__name__)
 
@@ -282,10 +282,7 @@ class SarimaxForecaster(Forecaster):
 
     def _regular(self, frame: pd.DataFrame, start: pd.Timestamp | None = None) -> pd.DataFrame:
         """``frame`` on the regular grid (missing steps become NaN rows)."""
-        frame = frame[~frame.index.duplicated(keep="last")].sort_index()
-        first = frame.index[0] if start is None else start
-        grid = pd.date_range(first, frame.index[-1], freq=pd.Timedelta(self.freq_), name=frame.index.name)
-        return frame.reindex(grid)
+        return regular(frame, self.freq_, start=start)
 
     # -- contract ------------------------------------------------------------------
     def fit(self, history: pd.DataFrame) -> Self:
