@@ -43,6 +43,7 @@ from gridcast.models.base import Forecast, Forecaster, SeriesRequest, check_leve
 from gridcast.schema import LOAD, WEATHER
 from gridcast.series import Series, iso, iso_stamps
 from gridcast.settings import Settings
+from gridcast.weather import Vintage, covariates
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class Plan:
     key: str | None = None
     cached: bytes | None = None
     degraded: list[str] = field(default_factory=list)
+    vintage: Vintage | None = None  # the state's weather vintage ``weather`` was cut from
 
     def request(self) -> SeriesRequest:
         return SeriesRequest(self.query.horizon, self.level, self.history, self.weather)
@@ -307,12 +309,22 @@ class ForecastCore:
                 f"weather must start after the last observation ({iso(origin)}), starts {iso(weather.start)}",
                 field="weather[0].timestamp",
             )
-        plan = Plan(query, served, level, history, weather, source, origin, degraded=degraded)
+        vintage = None
+        if weather is None:
+            # No weather in the request: the latest weather-forecast vintage the state holds
+            # for the region, cut to this horizon (None when there is none, it does not
+            # reach past the origin, or the state reader keeps no vintages).
+            vintage = self._latest_vintage(query.region, degraded)
+            weather = covariates(vintage, origin=origin, horizon=query.horizon, step=served.step)
+            vintage = vintage if weather is not None else None
+        plan = Plan(query, served, level, history, weather, source, origin, degraded=degraded, vintage=vintage)
         if self.cache is not None and origin is not None:
             token = iso(origin)
-            if source == "request" or weather is not None:
+            if source == "request" or query.weather is not None:
                 # a client's own history (or weather) makes a different forecast for the same origin
-                token += "#" + "".join(x.digest() for x in (history, weather) if x is not None)
+                token += "#" + "".join(x.digest() for x in (history, weather if query.weather is not None else None)
+                                       if x is not None)
+            token = vintage_token(token, vintage.issued_at if vintage is not None else None)
             plan.key = cache_key(query.region, served.alias, served.tag, token, query.horizon, level)
             plan.cached = self._cache_get(plan)
         return plan
@@ -340,6 +352,18 @@ class ForecastCore:
         if served.context_end is not None and series.end == served.context_end:
             return None
         return series
+
+    def _latest_vintage(self, region: str, degraded: list[str]) -> Vintage | None:
+        latest = getattr(self.state, "latest_weather", None)
+        if latest is None:
+            return None
+        try:
+            return latest(region)
+        except Exception:  # Redis down: the no-weather path, flagged like the history
+            logger.warning("state store unavailable; forecasting without a weather vintage", exc_info=True)
+            if "state" not in degraded:
+                degraded.append("state")
+            return None
 
     def _cache_get(self, plan: Plan) -> bytes | None:
         value = self.cache.get_bytes(plan.key)
@@ -383,6 +407,7 @@ def render(plan: Plan, answer: Answer, *, issued_at: datetime) -> dict:
     return {
         "cached": False,
         "degraded": [],
+        "weather_issued_at": plan.vintage.issued_iso if plan.vintage is not None else None,
         "region": plan.query.region,
         "model": answer.alias,
         "requested_model": plan.query.model,
@@ -395,6 +420,16 @@ def render(plan: Plan, answer: Answer, *, issued_at: datetime) -> dict:
         "fallback_reason": answer.fallback_reason,
         "history_source": plan.source,
     }
+
+
+def vintage_token(origin_token: str, issued_at: int | None) -> str:
+    """A cache-key origin part with the weather vintage it was forecast with (the bridge and the service agree).
+
+    Example:
+        >>> vintage_token("2024-01-01T00:00:00+00:00", 1704060000), vintage_token("x", None)
+        ('2024-01-01T00:00:00+00:00@w1704060000', 'x')
+    """
+    return origin_token if issued_at is None else f"{origin_token}@w{issued_at}"
 
 
 def hit(stored: bytes, degraded: Sequence[str] = (), *, cached: bool = True) -> bytes:

@@ -175,6 +175,36 @@ class Settings(BaseSettings):
     stream_session_timeout_ms: int = Field(
         10_000, ge=6000, description="Bridge consumer-group session timeout (ms): how soon a dead bridge's partitions move."
     )
+    topic_weather: str = Field(
+        "gridcast.weather-forecasts",
+        description="Weather-forecast vintages topic (key = region); the bridge keeps the latest per region in the state.",
+    )
+    weather_refresh_s: float = Field(
+        2.0, ge=0, description="Service with Redis: a region's latest weather vintage is re-read at most this often (s)."
+    )
+
+    # ---- the real-time loop: live scoring, hot swap, drift ------------------------------
+    score_keep_days: int = Field(
+        30, ge=1, description="Days of data time the forecast ledger keeps forecasts and scored points (the longest live window)."
+    )
+    score_lead_bands: tuple[int, ...] = Field(
+        (6, 24, 48), description="Upper ends (steps) of the lead bands live scores are grouped by; the last band is open."
+    )
+    served_poll_s: float = Field(
+        10.0, ge=0, description="Service: seconds between checks of the served pointer for a newly promoted model (0 = off)."
+    )
+    retrain_on_drift: bool = Field(
+        False, description="Service: run `gridcast retrain` for a region whose live error has drifted (see drift_*)."
+    )
+    drift_ratio: float = Field(
+        1.5, gt=1, description="Drift: live 24 h MAPE above this multiple of the model's validation MAPE."
+    )
+    drift_duration_s: int = Field(
+        6 * 3600, ge=0, description="Drift: how long (s, wall clock) the live error must stay above the bound before a retrain."
+    )
+    drift_min_points: int = Field(
+        24, ge=1, description="Drift: fewest scored points in the 24 h window before drift is judged."
+    )
 
     # ---- collect (real data: Open-Meteo, ENTSO-E, EIA) ----------------------------
     collect_dir: Path = Field(

@@ -17,6 +17,9 @@ service) and the async one (the bridge) through the same Lua script and serialis
   rows, never moved back). Redis is only a cache of the observations topic: a marker
   missing or behind the consumer group's position means Redis lost rows, and the
   bridge restores them from Kafka (``streaming/bridge.py``).
+* ``P:weather:{region}`` hash ``{issued, doc}``: the latest weather-forecast vintage
+  (:mod:`gridcast.weather`; ``doc`` = :func:`gridcast.weather.to_json`). A vintage
+  replaces it only when issued later (a late, older one is ignored).
 
 Each region keeps at most ``settings.state_max_points`` rows: the script trims the
 oldest, and ignores a replayed row older than everything kept (it was trimmed on
@@ -39,6 +42,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -48,6 +52,9 @@ import pandas as pd
 from gridcast.errors import GridcastError
 from gridcast.schema import ALL_COLUMNS, LOAD, REGION, TEMPERATURE, TIMESTAMP
 from gridcast.settings import Settings
+from gridcast.weather import Vintage
+from gridcast.weather import from_json as weather_from_json
+from gridcast.weather import to_json as weather_json
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +114,15 @@ for i = 1, #ARGV, 2 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
 end
+return 1
+"""
+
+
+#: KEYS = [weather hash]; ARGV = [issued epoch, doc]; newer wins, returns 1 when stored
+_WEATHER_SCRIPT = """
+local cur = redis.call('HGET', KEYS[1], 'issued')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'issued', ARGV[1], 'doc', ARGV[2])
 return 1
 """
 
@@ -191,7 +207,22 @@ class InMemoryStateStore:
     def __init__(self, *, max_points: int = 24 * 7 * 10) -> None:
         self.max_points = max_points
         self._rows: dict[str, dict[int, str]] = {}
+        self._weather: dict[str, Vintage] = {}
         self._lock = threading.Lock()
+
+    def set_weather(self, vintage: Vintage) -> bool:
+        """Keep ``vintage`` as the region's latest unless a later-issued one is held; True if kept."""
+        with self._lock:
+            held = self._weather.get(vintage.region)
+            if held is not None and held.issued_at >= vintage.issued_at:
+                return False
+            self._weather[vintage.region] = vintage
+            return True
+
+    def latest_weather(self, region: str) -> Vintage | None:
+        """The latest weather-forecast vintage of ``region`` (None: none received)."""
+        with self._lock:
+            return self._weather.get(region)
 
     def add_observations(self, region: str, frame: pd.DataFrame) -> int:
         return self.add_rows(region, encode_rows(frame))[0]
@@ -256,6 +287,9 @@ class RedisKeys:
     def applied(self, topic: str) -> str:
         return f"{self.prefix}:applied:{topic}"
 
+    def weather(self, region: str) -> str:
+        return f"{self.prefix}:weather:{region}"
+
 
 def _decode_str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -270,7 +304,8 @@ class RedisStateStore:
     """
 
     def __init__(
-        self, url: str, *, prefix: str = "gridcast", max_points: int = 24 * 7 * 10, timeout_s: float = 1.0
+        self, url: str, *, prefix: str = "gridcast", max_points: int = 24 * 7 * 10, timeout_s: float = 1.0,
+        weather_refresh_s: float = 2.0, clock: Any = time.monotonic,
     ) -> None:
         import redis
 
@@ -281,6 +316,30 @@ class RedisStateStore:
         self.keys = RedisKeys(prefix)
         self.max_points = max_points
         self._add = self.client.register_script(_ADD_SCRIPT)
+        self._set_weather = self.client.register_script(_WEATHER_SCRIPT)
+        # region -> (read at, vintage): the forecast path asks per request; Redis is read
+        # at most once per weather_refresh_s per region (a vintage changes a few times a day)
+        self._weather_memo: dict[str, tuple[float, Vintage | None]] = {}
+        self.weather_refresh_s = weather_refresh_s
+        self._clock = clock
+
+    def set_weather(self, vintage: Vintage) -> bool:
+        """Keep ``vintage`` as the region's latest unless a later-issued one is held; True if kept."""
+        stored = self._call("set_weather", lambda: self._set_weather(
+            keys=[self.keys.weather(vintage.region)], args=[vintage.issued_at, weather_json(vintage)]))
+        self._weather_memo.pop(vintage.region, None)
+        return bool(stored)
+
+    def latest_weather(self, region: str) -> Vintage | None:
+        """The region's latest vintage, re-read from Redis at most every ``weather_refresh_s``."""
+        now = self._clock()
+        memo = self._weather_memo.get(region)
+        if memo is not None and now - memo[0] < self.weather_refresh_s:
+            return memo[1]
+        raw = self._call("latest_weather", lambda: self.client.hget(self.keys.weather(region), "doc"))
+        vintage = None if raw is None else weather_from_json(raw)
+        self._weather_memo[region] = (now, vintage)
+        return vintage
 
     def _call(self, what: str, fn: Any) -> Any:
         try:
@@ -347,6 +406,29 @@ class AsyncRedisStateStore:
         self._add = self.client.register_script(_ADD_SCRIPT)
         self._tail = self.client.register_script(_TAIL_SCRIPT)
         self._mark = self.client.register_script(_MARK_SCRIPT)
+        self._set_weather = self.client.register_script(_WEATHER_SCRIPT)
+
+    async def set_weathers(self, vintages: Sequence[Vintage]) -> list[bool]:
+        """Keep each vintage unless a later-issued one is held (newer wins), in one round trip."""
+        if not vintages:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for v in vintages:
+                await self._set_weather(keys=[self.keys.weather(v.region)], args=[v.issued_at, weather_json(v)],
+                                        client=pipe)
+            results = await pipe.execute()
+        return [bool(r) for r in results]
+
+    async def latest_weathers(self, regions: Iterable[str]) -> dict[str, Vintage]:
+        """The latest vintage of each region that has one, in one round trip."""
+        regions = list(regions)
+        if not regions:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for r in regions:
+                pipe.hget(self.keys.weather(r), "doc")
+            docs = await pipe.execute()
+        return {r: weather_from_json(d) for r, d in zip(regions, docs, strict=True) if d is not None}
 
     async def add_many(self, rows_by_region: Mapping[str, list[tuple[int, str]]]) -> dict[str, tuple[int, int | None, int]]:
         """Add the rows of many regions in ONE pipelined round trip.
@@ -489,6 +571,7 @@ def make_state_store(settings: Settings) -> InMemoryStateStore | RedisStateStore
             prefix=settings.redis_key_prefix,
             max_points=settings.state_max_points,
             timeout_s=settings.redis_timeout_s,
+            weather_refresh_s=settings.weather_refresh_s,
         )
     return InMemoryStateStore(max_points=settings.state_max_points)
 

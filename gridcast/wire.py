@@ -186,6 +186,9 @@ class ForecastResult(BaseModel):
     degraded: list[str] = Field(
         default_factory=list, description="Parts that were unavailable but did not stop the answer (e.g. 'cache')."
     )
+    weather_issued_at: datetime | None = Field(
+        None, description="Issue time of the weather-forecast vintage used as future covariates (None: no vintage)."
+    )
     region: str
     model: str = Field(description="The alias that actually answered (after 'best' and fallback).")
     requested_model: str = Field(description="The alias the client asked for.")

@@ -55,9 +55,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from gridcast.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
+from gridcast.forecast import vintage_token
 from gridcast.state import AsyncRedisStateStore, StateStoreUnavailable, frame_from_rows, make_async_state_store
 from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
 from streaming.messages import InvalidMessage, parse_observation, parse_request
+from streaming.vintages import parse_weather
 from streaming.metrics import BridgeMetrics, PeriodicLog
 from gridcast.settings import Settings
 
@@ -265,10 +267,10 @@ class Bridge:
                 request_timeout_ms=max(40_000, s.stream_session_timeout_ms + 5000),
             )
             self._consumer = consumer
-            consumer.subscribe([s.topic_observations, s.topic_requests], listener=_Rebalance(self))
+            consumer.subscribe([s.topic_observations, s.topic_requests, s.topic_weather], listener=_Rebalance(self))
             await self._retrying("start consumer", consumer.start)
-            logger.info("bridge: consuming %s, %s as group %r (forecasts via %s)", s.topic_observations,
-                        s.topic_requests, s.consumer_group, s.forecast_via)
+            logger.info("bridge: consuming %s, %s, %s as group %r (forecasts via %s)", s.topic_observations,
+                        s.topic_requests, s.topic_weather, s.consumer_group, s.forecast_via)
             await self._loop(consumer)
             await self._flush_commits()
         except _Stopping:
@@ -378,7 +380,7 @@ class Bridge:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
         s = self.settings
-        wanted = [s.topic_observations, s.topic_requests, s.topic_forecasts, s.topic_dead_letter]
+        wanted = [s.topic_observations, s.topic_requests, s.topic_forecasts, s.topic_dead_letter, s.topic_weather]
         admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10_000)
         try:
             await admin.start()
@@ -495,6 +497,7 @@ class Bridge:
         rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
         triggers: dict[str, _Trigger] = {}
         requests: list[tuple[Job, _Trigger]] = []
+        vintages = []
         dead: list[tuple[Any, InvalidMessage]] = []
         consumed = 0
         for tp, messages in batch.items():
@@ -507,6 +510,8 @@ class Bridge:
                         seen = triggers.get(obs.region)
                         if seen is None or obs.epoch >= seen.epoch:
                             triggers[obs.region] = _Trigger(obs.epoch, tp.topic, tp.partition, msg.offset, msg.timestamp)
+                    elif tp.topic == s.topic_weather:
+                        vintages.append(parse_weather(msg.value, settings=s))
                     else:
                         request_id, query = parse_request(msg.value, settings=s)
                         job = Job(region=query["region"], horizon=query["horizon"], level=tuple(query["level"]),
@@ -516,6 +521,8 @@ class Bridge:
                     dead.append((msg, exc))
 
         await self._dead_letter(dead)
+        if vintages:  # before this batch's forecasts: they use the newest vintage (older ones are ignored)
+            await self.state.set_weathers(vintages)
         obs_tps = {tp: msgs for tp, msgs in batch.items() if tp.topic == s.topic_observations and msgs}
         written, before = await self.state.add_many_applied(
             rows, s.topic_observations, {tp.partition: msgs[-1].offset + 1 for tp, msgs in obs_tps.items()})
@@ -528,8 +535,13 @@ class Bridge:
         jobs = [Job(region=r, horizon=s.stream_horizon, level=tuple(s.levels), model=s.stream_model) for r in due]
         all_jobs = jobs + [job for job, _ in requests]
         if all_jobs:
-            histories = await self._windows.histories(self.state, sorted({j.region for j in all_jobs}), keep=set(due))
-            results = await self.forecaster.forecast(all_jobs, histories)
+            regions = sorted({j.region for j in all_jobs})
+            histories = await self._windows.histories(self.state, regions, keep=set(due))
+            if getattr(self.forecaster, "reads_weather", False):
+                weather = await self.state.latest_weathers(regions)
+                results = await self.forecaster.forecast(all_jobs, histories, weather)
+            else:
+                results = await self.forecaster.forecast(all_jobs, histories)
             trigger_of = [triggers[j.region] for j in jobs] + [t for _, t in requests]
             await self._deliver(all_jobs, results, trigger_of)
         for region in due:
@@ -577,7 +589,9 @@ class Bridge:
                     continue
             else:
                 origin = pd.Timestamp(result["origin"])
-                key = cache_key(job.region, result["model"], result["model_version"], origin, job.horizon, job.level)
+                issued = result.get("weather_issued_at")
+                token = vintage_token(origin.isoformat(), int(pd.Timestamp(issued).timestamp()) if issued else None)
+                key = cache_key(job.region, result["model"], result["model_version"], token, job.horizon, job.level)
                 items.append((key, payload, self._ttl(origin)))
                 if job.request_id is None:
                     items.append((latest_forecast_key(job.region), payload, s.cache_ttl_s))

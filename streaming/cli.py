@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--regions", nargs="+", help="only these regions")
     r.add_argument("--limit", type=int, help="send at most this many observations")
     r.add_argument("--topic", help="override settings.topic_observations")
+    r.add_argument("--weather", action="store_true",
+                   help="also send the table's weather as daily vintages to settings.topic_weather")
     r.set_defaults(func=_replay)
 
 
@@ -73,6 +75,6 @@ def _replay(args: argparse.Namespace) -> int:
                   TimeElapsedColumn()) as progress:
         task = progress.add_task("replay", total=len(df))
         sent = asyncio.run(replay(df, settings=settings, speed=args.speed, topic=topic,
-                                  on_progress=lambda n: progress.update(task, completed=n)))
+                                  on_progress=lambda n: progress.update(task, completed=n), weather=args.weather))
     logger.info("replay: %d observations sent to %s", sent, topic)
     return 0

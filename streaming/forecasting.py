@@ -37,6 +37,7 @@ from gridcast.models.base import profile_fallback
 from gridcast.schema import LOAD
 from gridcast.series import Series
 from gridcast.settings import Settings
+from gridcast.weather import Vintage
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class Job:
 class StreamForecaster(Protocol):
     def prepare(self) -> None: ...
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]: ...
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+                       weather: Mapping[str, Vintage] | None = None) -> list[dict]: ...
 
     async def close(self) -> None: ...
 
@@ -88,7 +90,9 @@ class NaiveForecaster:
     def prepare(self) -> None:
         return None
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+                       weather: Mapping[str, Vintage] | None = None) -> list[dict]:
+        # the seasonal naive takes no covariates: its answers name no vintage
         # inline, not in a thread: well under a millisecond of numpy per job
         return [self.one(job, histories.get(job.region), reason=None) for job in jobs]
 
@@ -119,10 +123,14 @@ class NaiveForecaster:
 
 
 class _Prefetched:
-    """A read-only state store over histories the bridge already read (one round trip)."""
+    """A read-only state store over histories and weather vintages the bridge already read (one round trip)."""
 
-    def __init__(self, histories: Mapping[str, pd.DataFrame]) -> None:
+    def __init__(self, histories: Mapping[str, pd.DataFrame], weather: Mapping[str, Vintage] | None = None) -> None:
         self.histories = histories
+        self.weather = weather or {}
+
+    def latest_weather(self, region: str) -> Vintage | None:
+        return self.weather.get(region)
 
     def history(self, region: str, n: int | None = None) -> pd.DataFrame | None:
         frame = self.histories.get(region)
@@ -133,6 +141,9 @@ class _Prefetched:
 
 class InProcessForecaster:
     """The core with the store's served models, loaded once at start; one batched call per poll."""
+
+    #: the bridge hands it the regions' latest weather vintages with the histories
+    reads_weather = True
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.settings = settings
@@ -154,15 +165,17 @@ class InProcessForecaster:
         self.runner.warm_up()
         logger.info("bridge: %d served model(s) loaded for %d region(s)", len(forecasters), len(catalog.regions()))
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+                       weather: Mapping[str, Vintage] | None = None) -> list[dict]:
         if self.runner is None:
             await asyncio.to_thread(self.load)
-        return await asyncio.to_thread(self._forecast, jobs, histories)
+        return await asyncio.to_thread(self._forecast, jobs, histories, weather)
 
-    def _forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
+    def _forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+                  weather: Mapping[str, Vintage] | None = None) -> list[dict]:
         from gridcast.wire import ForecastQuery
 
-        state = _Prefetched(histories)
+        state = _Prefetched(histories, weather)
         core = ForecastCore(settings=self.settings, catalog=self.runner.catalog, runner=self.runner, state=state,
                             clock=self.clock)
         results: list[dict | None] = [None] * len(jobs)
@@ -205,7 +218,9 @@ class HttpForecaster:
     def prepare(self) -> None:
         return None
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame]) -> list[dict]:
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+                       weather: Mapping[str, Vintage] | None = None) -> list[dict]:
+        # the service reads the same state (vintages included) itself
         results: list[dict] = []
         size = self.settings.max_batch_requests
         for i in range(0, len(jobs), size):

@@ -67,12 +67,15 @@ async def replay(
     speed: float = 3600.0,
     topic: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    weather: bool = False,
 ) -> int:
     """Send ``df`` to Kafka; returns the number of messages acknowledged by the broker.
 
     Args:
         speed: simulated seconds per real second; 0 = as fast as possible.
         on_progress: called with the number of messages sent so far.
+        weather: also send the table's weather as daily vintages to ``settings.topic_weather``
+            (:func:`streaming.vintages.table_vintages`), each when the replay reaches its issue time.
     """
     from aiokafka import AIOKafkaProducer
 
@@ -88,7 +91,7 @@ async def replay(
     try:
         t0_data: pd.Timestamp | None = None
         t0_wall = time.monotonic()
-        for ts, key, value in messages(df):
+        for ts, out_topic, key, value in _merged(df, settings, topic, weather):
             if speed > 0:
                 t0_data = ts if t0_data is None else t0_data
                 due = t0_wall + (ts - t0_data).total_seconds() / speed
@@ -99,7 +102,7 @@ async def replay(
                     if on_progress:
                         on_progress(sent)
                     await asyncio.sleep(wait)
-            pending.append(await producer.send(topic or settings.topic_observations, value=value, key=key))
+            pending.append(await producer.send(out_topic, value=value, key=key))
             sent += 1
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
@@ -112,3 +115,19 @@ async def replay(
     finally:
         await producer.stop()
     return sent
+
+
+def _merged(df: pd.DataFrame, settings: Settings, topic: str | None, weather: bool
+            ) -> Iterator[tuple[pd.Timestamp, str, bytes, bytes]]:
+    """Observations, and with ``weather`` the table's vintages, in time order (a vintage before its hour's rows)."""
+    import heapq
+
+    obs = ((ts, 1, topic or settings.topic_observations, key, value) for ts, key, value in messages(df))
+    streams = [obs]
+    if weather:
+        from streaming.vintages import table_vintages
+
+        streams.append((ts, 0, settings.topic_weather, key, value)
+                       for ts, key, value in table_vintages(df, step_s=settings.stream_step_s))
+    for ts, _, out_topic, key, value in heapq.merge(*streams, key=lambda m: (m[0], m[1])):
+        yield ts, out_topic, key, value

@@ -60,6 +60,7 @@ def make_stream(redis_url: str, bootstrap: str, **overrides) -> Stream:
         "topic_requests": f"t{uid}.req",
         "topic_forecasts": f"t{uid}.fc",
         "topic_dead_letter": f"t{uid}.dl",
+        "topic_weather": f"t{uid}.wx",
         "consumer_group": f"g{uid}",
         "redis_key_prefix": f"t{uid}",
         "forecast_via": "naive",
@@ -201,7 +202,7 @@ def delete_topics(settings: Settings) -> None:
             await admin.start()
             existing = set(await admin.list_topics())
             names = [settings.topic_observations, settings.topic_requests, settings.topic_forecasts,
-                     settings.topic_dead_letter]
+                     settings.topic_dead_letter, settings.topic_weather]
             mine = [t for t in names if t in existing]
             if mine:
                 await admin.delete_topics(mine)
