@@ -1,32 +1,42 @@
-"""The ``gridcast`` console script: it only dispatches.
+"""The ``gridcast`` console script: a composition root that only dispatches.
 
-Each package owns its commands in a ``cli`` module exposing
-``register(subparsers)``; handlers import heavy libraries lazily so that
-``gridcast --help`` stays fast. A :class:`~gridcast.errors.UserInputError`
-anywhere becomes one line on stderr and exit code 2 — never a traceback.
+The core names no adapter. Each adapter declares its subcommands as entry points in
+the group ``gridcast.commands`` (``pyproject.toml``), each pointing at a
+``register(subparsers)`` function of its ``cli`` module; this module discovers them
+with :func:`importlib.metadata.entry_points` and adds them in name order. An adapter
+left out of a build (its package not installed) simply adds no commands. Handlers
+import heavy libraries lazily so that ``gridcast --help`` stays fast. A
+:class:`~gridcast.errors.UserInputError` anywhere becomes one line on stderr and exit
+code 2 — never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 
 from gridcast.errors import GridcastError, UserInputError
 
-#: modules that add subcommands, in help order
-COMMAND_MODULES = (
-    "training.settings_cli",  # settings
-    "training.data_cli",  # data sample|import|check|plot
-    "training.train_cli",  # train
-    "training.backtest_cli",  # backtest
-    "training.collect.cli",  # collect
-    "service.cli",  # serve
-    "streaming.cli",  # stream, replay
-    "ui.cli",  # ui
-)
+#: the entry-point group adapters declare their subcommands in
+GROUP = "gridcast.commands"
+
+
+def command_entry_points() -> list[EntryPoint]:
+    """The declared ``register`` functions, in name order (one per entry, names unique)."""
+    found = {ep.name: ep for ep in entry_points(group=GROUP)}
+    return [found[name] for name in sorted(found)]
+
+
+def _load(ep: EntryPoint) -> Callable[[argparse._SubParsersAction], None] | None:
+    try:
+        return ep.load()
+    except ModuleNotFoundError as exc:  # an adapter not installed in this build
+        if exc.name and ep.module.startswith(exc.name):
+            return None
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,14 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a package not installed in this build
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+    for ep in command_entry_points():
+        register = _load(ep)
+        if register is not None:
+            register(sub)
     return parser
 
 

@@ -70,7 +70,7 @@ def test_the_bridge_runs_gridcast_stream_through_the_cli():
     assert command[:3] == ["python", "-m", "training.cli"] and command[3:] == ["stream"]
     # the module is the `gridcast` console script's, and `stream` is its bridge command
     scripts = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^gridcast\s*=\s*"training\.cli:', scripts, re.M), "the gridcast script is not training.cli"
+    assert re.search(r'^gridcast\s*=\s*"gridcast\.cli:main"', scripts, re.M), "the gridcast script is not gridcast.cli:main"
     help_text = subprocess.run([sys.executable, "-m", "training.cli", "stream", "--help"], capture_output=True,
                                text=True, cwd=ROOT, timeout=120)
     assert help_text.returncode == 0 and "Kafka" in help_text.stdout, help_text.stderr
