@@ -1,52 +1,50 @@
-"""The gridcast Gradio app: a thin client of the service API, in four tabs.
+"""The gridcast Gradio app: four tabs wired to the views, mounted by the service at ``/ui``.
 
-* **Live** — per region, the recent actuals from the service's state store and the
-  latest forecast the streaming bridge published (``POST /recent``), refreshed on a
-  timer. With no bridge (the embedded default) it says so plainly and shows the demo
-  history with an on-demand forecast instead.
-* **Forecast** — region, model, horizon, interval levels, an optional history CSV
-  (canonical columns or mapped ones) → an interactive chart with bands, a table, a CSV
-  download; other models side by side on the same chart (``POST /forecast_batch``).
-* **Models** — served versions, training ranges, validation metrics, the comparison
-  with the seasonal-naive baseline (and the reference forecast when recorded), error by
-  lead when the metadata has it (``GET /models``).
-* **Data quality** — a demo data set (clean, or with injected faults) or an upload →
-  the quality report and the data layer's plots (:mod:`training.data.quality`,
-  :mod:`training.data.plots`; data-layer functions, not model code).
+* **Live** — per region, the recent actuals and the latest forecast the streaming bridge
+  published, refreshed on a timer (no bridge: the demo history and an on-demand forecast).
+* **Forecast** — region, model, horizon, interval levels, an optional history CSV → an
+  interactive chart with bands, a table, a CSV download; other models side by side.
+* **Models** — served versions, training ranges, validation metrics vs the
+  seasonal-naive baseline, error by lead when the metadata has it.
+* **Data quality** — a demo data set or an upload → the service's quality report
+  (``POST /data/check``) and the data layer's plots.
 
-Every number about a forecast comes from the service; nothing here imports model or
-feature code. The functions behind the components (:func:`live_view`,
-:func:`forecast_view`, :func:`models_view`, :func:`quality_view`) are plain functions
-of a :class:`~ui.client.ServiceClient`, so tests call them directly against a real
-service. Errors a person can act on (service unreachable, a bad upload naming the
-column or row, a fallback) become a status line and a toast — never a traceback.
+The UI is a thin HTTP client of the service (:mod:`ui.client`): nothing here imports
+model, feature or quality code, and every number comes from the API. Along its seams:
+:mod:`ui.views` (one plain function per tab, what the tests call), :mod:`ui.figures`
+(charts and tables), :mod:`ui.uploads` (files → API bodies); this module owns the
+Gradio wiring only — components, callbacks, error toasts, the ASGI app the service
+mounts (:func:`service_ui_app`) and the stand-alone :func:`launch` (``gridcast ui``).
+Errors a person can act on become a status line and a toast — never a traceback.
 
-Nothing happens at import: :func:`build_app` builds the Blocks, :func:`service_ui_app`
-wraps them for the Bento service (mounted at ``/ui``), ``gridcast ui`` launches them
-stand-alone.
+Nothing happens at import: :func:`build_app` builds the Blocks when called.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
-
-from gridcast.errors import GridcastError, UserInputError
+from gridcast.errors import GridcastError
 from ui.client import ServiceClient, ServiceError, ServiceUnavailable
+from ui.views import (
+    DEMO_CLEAN,
+    DEMO_FAULTY,
+    UPLOADED,
+    Catalog,
+    View,
+    forecast_view,
+    live_view,
+    load_catalog,
+    models_view,
+    quality_view,
+)
 
 if TYPE_CHECKING:
     import gradio as gr
-    import plotly.graph_objects as go
     from fastapi import FastAPI
-    from matplotlib.figure import Figure
 
     from gridcast.settings import Settings
 
@@ -54,578 +52,6 @@ logger = logging.getLogger(__name__)
 
 ALIASES = ("best", "lstm", "sarimax", "ensemble", "naive")
 LEVEL_CHOICES = ("50", "80", "90", "95", "99")
-DEMO_CLEAN = "synthetic demo (clean)"
-DEMO_FAULTY = "synthetic demo with injected faults"
-UPLOADED = "uploaded file"
-#: band colours, widest level first (lightest)
-BAND_ALPHA = (0.15, 0.28, 0.4, 0.5)
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
-#: how many past observations the forecast chart shows for context
-CONTEXT_POINTS = 7 * 24
-#: demo data set size for the quality tab (small: it runs in a request)
-DEMO_DAYS = 60
-
-
-# ---- time zones and labels -----------------------------------------------------------
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """The region's zone; UTC when unknown (the chart then says UTC only)."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def utc_offset_label(tz: ZoneInfo, at: pd.Timestamp | None = None) -> str:
-    """``'Asia/Ho_Chi_Minh, UTC+07:00'`` — the zone and its offset at ``at`` (now by default)."""
-    when = (at or pd.Timestamp.now(tz="UTC")).tz_convert(tz)
-    return f"{tz.key}, UTC{when.strftime('%z')[:3]}:{when.strftime('%z')[3:]}"
-
-
-def _when(ts: Any, tz: ZoneInfo) -> str:
-    """``'2024-03-01 12:00 UTC (19:00 Asia/Ho_Chi_Minh)'``."""
-    t = pd.Timestamp(ts)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    local = t.tz_convert(tz)
-    return f"{t:%Y-%m-%d %H:%M} UTC ({local:%Y-%m-%d %H:%M} {tz.key})"
-
-
-def region_timezone(models: Sequence[dict[str, Any]], region: str, settings: Settings) -> ZoneInfo:
-    """The zone the models were trained with (their metadata), else the settings' demo zone."""
-    for m in models:
-        if m.get("region") == region:
-            tz = m.get("timezone") or (m.get("metadata") or {}).get("timezone")
-            if tz:
-                return zone(tz)
-    return zone(settings.region_timezone)
-
-
-# ---- the catalog of served models -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """What ``GET /models`` says is served: regions and the aliases per region."""
-
-    models: list[dict[str, Any]]
-
-    @property
-    def regions(self) -> list[str]:
-        return sorted({str(m["region"]) for m in self.models})
-
-    def aliases(self, region: str | None) -> list[str]:
-        served = sorted({str(m["alias"]) for m in self.models if m.get("region") == region})
-        return ["best", *served] if served else ["best"]
-
-
-def load_catalog(client: ServiceClient) -> Catalog:
-    """The served models (raises :class:`ServiceUnavailable` when the service is down)."""
-    return Catalog(client.models())
-
-
-# ---- the forecast chart and table ----------------------------------------------------------
-
-
-def points_frame(result: dict[str, Any]) -> pd.DataFrame:
-    """A result's points as a frame: UTC index, ``mean`` and ``lo-L``/``hi-L`` per level."""
-    rows = []
-    for p in result.get("points", []):
-        row = {"timestamp": p["timestamp"], "mean": p["mean"]}
-        for level, bounds in (p.get("intervals") or {}).items():
-            row[f"lo-{level}"] = bounds["lower"]
-            row[f"hi-{level}"] = bounds["upper"]
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return pd.DataFrame(columns=["mean"], index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("timestamp"), utc=True), name="timestamp")
-    return frame
-
-
-def observations_frame(observations: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """``/recent`` observations (or uploaded rows) as a frame on a UTC index."""
-    if not observations:
-        return pd.DataFrame(columns=["load_mw"], index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
-    frame = pd.DataFrame(list(observations))
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("timestamp"), utc=True), name="timestamp")
-    return frame.sort_index()
-
-
-def _levels_of(result: dict[str, Any]) -> list[int]:
-    return sorted(int(v) for v in result.get("level") or [])
-
-
-def _label(result: dict[str, Any]) -> str:
-    alias = result.get("model", "?")
-    asked = result.get("requested_model")
-    label = f"{alias} (for {asked})" if asked and asked != alias else str(alias)
-    return label + (" — fallback" if result.get("fallback") else "")
-
-
-def forecast_figure(
-    results: Sequence[dict[str, Any]],
-    *,
-    history: pd.DataFrame | None,
-    tz: ZoneInfo,
-    title: str,
-) -> go.Figure:
-    """Actuals, the first result with its interval bands, and other results' means.
-
-    x is UTC (the axis says so); hovering shows the region's local time too.
-    """
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    offset = utc_offset_label(tz)
-    hover = "%{x|%Y-%m-%d %H:%M} UTC<br>%{customdata} local<br>%{y:,.1f} MW<extra>%{fullData.name}</extra>"
-
-    def local(index: pd.DatetimeIndex) -> list[str]:
-        return [f"{t:%Y-%m-%d %H:%M}" for t in index.tz_convert(tz)]
-
-    if history is not None and len(history) and "load_mw" in history:
-        h = history["load_mw"].astype(float)
-        fig.add_trace(go.Scatter(x=h.index, y=h.to_numpy(), name="actual load", mode="lines",
-                                 line={"color": "#444", "width": 1.5}, customdata=local(h.index),
-                                 hovertemplate=hover))
-    for k, result in enumerate(results):
-        frame = points_frame(result)
-        if frame.empty:
-            continue
-        colour = COLOURS[k % len(COLOURS)]
-        if k == 0:
-            for j, level in enumerate(sorted(_levels_of(result), reverse=True)):
-                lo, hi = frame.get(f"lo-{level}"), frame.get(f"hi-{level}")
-                if lo is None or hi is None:
-                    continue
-                x = list(frame.index) + list(frame.index[::-1])
-                y = list(hi.to_numpy()) + list(lo.to_numpy()[::-1])
-                fig.add_trace(go.Scatter(
-                    x=x, y=y, fill="toself", mode="lines", line={"width": 0}, name=f"{level}% interval",
-                    fillcolor=_rgba(colour, BAND_ALPHA[min(j, len(BAND_ALPHA) - 1)]), hoverinfo="skip",
-                ))
-        fig.add_trace(go.Scatter(
-            x=frame.index, y=frame["mean"].to_numpy(), name=f"forecast: {_label(result)}",
-            mode="lines+markers", marker={"size": 4}, line={"color": colour, "width": 2, "dash": "solid" if k == 0 else "dash"},
-            customdata=local(frame.index), hovertemplate=hover, meta="forecast-mean",
-        ))
-    fig.update_layout(
-        title={"text": title, "font": {"size": 15}},
-        xaxis_title=f"time (UTC) — local time of the region: {offset} (hover)",
-        yaxis_title="load (MW)",
-        hovermode="x unified", template="plotly_white", height=460,
-        legend={"orientation": "h", "y": -0.25}, margin={"l": 60, "r": 20, "t": 60, "b": 40},
-    )
-    return fig
-
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
-def forecast_table(results: Sequence[dict[str, Any]], tz: ZoneInfo) -> pd.DataFrame:
-    """The first result's points (mean and bounds per level, MW), other models' means beside."""
-    first = points_frame(results[0])
-    table = pd.DataFrame({
-        "timestamp (UTC)": [f"{t:%Y-%m-%d %H:%M}" for t in first.index],
-        f"local time ({tz.key})": [f"{t:%Y-%m-%d %H:%M}" for t in first.index.tz_convert(tz)],
-        f"{results[0].get('model')} mean (MW)": first["mean"].round(2).to_numpy(),
-    })
-    for level in _levels_of(results[0]):
-        for side, name in (("lo", "lower"), ("hi", "upper")):
-            col = f"{side}-{level}"
-            if col in first:
-                table[f"{name} {level}% (MW)"] = first[col].round(2).to_numpy()
-    for other in results[1:]:
-        means = points_frame(other)["mean"].reindex(first.index)
-        table[f"{_label(other)} mean (MW)"] = means.round(2).to_numpy()
-    return table
-
-
-# ---- history uploads -----------------------------------------------------------------------
-
-
-def read_history_csv(
-    path: str | Path,
-    *,
-    time_col: str = "timestamp",
-    load_col: str = "load_mw",
-    temp_col: str | None = "temperature_c",
-) -> pd.DataFrame:
-    """An uploaded history CSV → observations on a UTC index (``load_mw``, maybe ``temperature_c``).
-
-    Canonical files need no mapping; other files name their columns. Timestamps
-    without an offset are read as UTC. Every problem names the column, and the row
-    where one row is at fault (row 1 = the first data row, line 2 of the file).
-
-    Raises:
-        UserInputError: unreadable file, a missing column, a bad timestamp or number.
-    """
-    name = Path(path).name
-    time_col, load_col = (time_col or "timestamp").strip(), (load_col or "load_mw").strip()
-    temp_col = (temp_col or "").strip() or None
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
-        raise UserInputError(f"{name} is not a readable CSV file ({type(exc).__name__})", field="history") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
-    columns = ", ".join(repr(c) for c in raw.columns)
-    for col, what in ((time_col, "timestamp"), (load_col, "load")):
-        if col not in raw.columns:
-            raise UserInputError(f"{name} has no column {col!r} (the {what} column); its columns are: {columns}",
-                                 field=col)
-    if temp_col and temp_col not in raw.columns:
-        if temp_col != "temperature_c":  # a mapping the person typed must exist; the default may be absent
-            raise UserInputError(f"{name} has no column {temp_col!r} (the temperature column); "
-                                 f"its columns are: {columns}", field=temp_col)
-        temp_col = None
-    if raw.empty:
-        raise UserInputError(f"{name} has a header but no rows", field="history")
-
-    stamps = pd.to_datetime(raw[time_col], utc=True, errors="coerce", format="ISO8601")
-    _first_bad(stamps.isna(), raw[time_col], name, time_col, "is not a timestamp (use ISO 8601, e.g. 2024-01-31T13:00Z)")
-    out = pd.DataFrame(index=pd.DatetimeIndex(stamps, name="timestamp"))
-    load = pd.to_numeric(raw[load_col], errors="coerce")
-    _first_bad(load.isna(), raw[load_col], name, load_col, "is not a number (MW)")
-    out["load_mw"] = load.to_numpy(dtype=float)
-    if temp_col:
-        temp = pd.to_numeric(raw[temp_col].replace("", None), errors="coerce")
-        bad = temp.isna() & (raw[temp_col].str.strip() != "")
-        _first_bad(bad, raw[temp_col], name, temp_col, "is not a number (°C)")
-        out["temperature_c"] = temp.to_numpy(dtype=float)
-    return out
-
-
-def _first_bad(mask: pd.Series, values: pd.Series, name: str, column: str, problem: str) -> None:
-    if mask.any():
-        pos = int(mask.to_numpy().argmax())
-        raise UserInputError(
-            f"{name}, row {pos + 1} (line {pos + 2}), column {column!r}: {values.iloc[pos]!r} {problem}"
-            + (f"; {int(mask.sum()) - 1} more such rows" if mask.sum() > 1 else ""),
-            field=column,
-        )
-
-
-def history_payload(frame: pd.DataFrame, max_points: int) -> list[dict[str, Any]]:
-    """The last ``max_points`` rows as ``history`` observations (missing temperature omitted)."""
-    rows = []
-    for ts, row in frame.tail(max_points).iterrows():
-        obs: dict[str, Any] = {"timestamp": ts.isoformat(), "load_mw": float(row["load_mw"])}
-        temp = row.get("temperature_c")
-        if temp is not None and pd.notna(temp):
-            obs["temperature_c"] = float(temp)
-        rows.append(obs)
-    return rows
-
-
-# ---- the views (plain functions of a client: what the tests call) ------------------------------
-
-
-@dataclass
-class View:
-    """What a tab shows: a status line, and notes that also pop up as warnings."""
-
-    status: str = ""
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LiveView(View):
-    figure: Any = None
-    live: bool = False
-    n_observations: int = 0
-
-
-@dataclass
-class ForecastView(View):
-    figure: Any = None
-    table: pd.DataFrame | None = None
-    csv_path: str | None = None
-    results: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class ModelsView(View):
-    table: pd.DataFrame | None = None
-    figure: Any = None
-    lead_figure: Any = None
-
-
-@dataclass
-class QualityView(View):
-    checks: pd.DataFrame | None = None
-    figures: list[Any] = field(default_factory=list)
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-def _result_notes(result: dict[str, Any]) -> list[str]:
-    notes = []
-    if result.get("fallback"):
-        notes.append(f"Fallback used for {result.get('requested_model')}: seasonal naive answered "
-                     f"({result.get('fallback_reason') or 'the model could not answer'}).")
-    if result.get("degraded"):
-        notes.append(f"Degraded: {', '.join(result['degraded'])} unavailable; the answer was computed anyway.")
-    return notes
-
-
-def live_view(client: ServiceClient, region: str, *, settings: Settings, n: int = 168) -> LiveView:
-    """Recent actuals and the latest forecast for ``region`` (the Live tab).
-
-    The bridge publishes the latest forecast; when it has not (embedded mode, no
-    Kafka), the view says "no live data" and asks the service for a forecast on demand
-    from the demo history in its state store.
-    """
-    catalog = load_catalog(client)
-    tz = region_timezone(catalog.models, region, settings)
-    recent = client.recent(region, n)
-    history = observations_frame(recent.get("observations") or [])
-    published = recent.get("forecast")
-    view = LiveView(live=published is not None, n_observations=len(history))
-    lines = []
-    if published is not None:
-        result = published
-        lines.append(f"**Live** — latest published forecast issued {_when(result.get('issued_at'), tz)} "
-                     f"by {_label(result)} (`{result.get('model_version', '?')}`).")
-    else:
-        result = client.forecast({"region": region, "model": "best", "horizon": settings.stream_horizon})
-        lines.append("**No live data**: no streaming bridge has published a forecast for this region "
-                     "(embedded mode, or the bridge is not running). Showing the history in the service's "
-                     "state store (the demo history when embedded) and an on-demand forecast by "
-                     f"{_label(result)} issued {_when(result.get('issued_at'), tz)}.")
-    if len(history):
-        lines.append(f"Last observation: {_when(history.index[-1], tz)} — {len(history)} observations shown.")
-    else:
-        lines.append("No observations in the state store for this region yet.")
-    view.warnings = _result_notes(result)
-    view.status = "\n\n".join(lines + view.warnings)
-    view.figure = forecast_figure([result], history=history, tz=tz,
-                                  title=f"{region}: recent load and latest forecast (MW)")
-    return view
-
-
-def forecast_view(
-    client: ServiceClient,
-    *,
-    region: str,
-    model: str,
-    horizon: int,
-    levels: Sequence[str | int],
-    settings: Settings,
-    history_path: str | Path | None = None,
-    time_col: str = "timestamp",
-    load_col: str = "load_mw",
-    temp_col: str | None = "temperature_c",
-    compare: Sequence[str] = (),
-) -> ForecastView:
-    """One forecast (plus models to compare) → chart, table and a CSV file (the Forecast tab).
-
-    Raises:
-        UserInputError: bad inputs or a bad upload (names the column/row).
-        ServiceUnavailable / ServiceError: the service is down or refused the request.
-    """
-    catalog = load_catalog(client)  # first: an unreachable service is the error to report
-    if not region:
-        raise UserInputError("pick a region first" if catalog.regions else
-                             "the service serves no models yet: run `gridcast train` (or `make run`)", field="region")
-    if not levels:
-        raise UserInputError("pick at least one interval level", field="level")
-    horizon = int(horizon)
-    level = sorted({int(v) for v in levels})
-    tz = region_timezone(catalog.models, region, settings)
-    base: dict[str, Any] = {"region": region, "horizon": horizon, "level": level}
-    history = None
-    if history_path:
-        history = read_history_csv(history_path, time_col=time_col, load_col=load_col, temp_col=temp_col)
-        base["history"] = history_payload(history, settings.max_history_points)
-    models = [model, *[m for m in compare if m != model]]
-    queries = [{**base, "model": m} for m in models]
-    results = [client.forecast(queries[0])] if len(queries) == 1 else client.forecast_batch(queries)
-    if history is None:
-        recent = client.recent(region, CONTEXT_POINTS)
-        history = observations_frame(recent.get("observations") or [])
-    view = ForecastView(results=results)
-    view.figure = forecast_figure(results, history=history.tail(CONTEXT_POINTS), tz=tz,
-                                  title=f"{region}: {horizon}-step forecast (MW), {', '.join(map(str, level))}% intervals")
-    view.table = forecast_table(results, tz)
-    out_dir = Path(tempfile.mkdtemp(prefix="gridcast-ui-"))
-    csv_path = out_dir / f"forecast_{region}_{results[0].get('model')}_{horizon}.csv"
-    view.table.to_csv(csv_path, index=False)
-    view.csv_path = str(csv_path)
-    first = results[0]
-    source = {"request": "the uploaded history", "state": "the service's state store",
-              "model": "the model's own training tail"}.get(first.get("history_source"), "?")
-    view.warnings = [w for r in results for w in _result_notes(r)]
-    view.status = "\n\n".join([
-        f"**{len(first.get('points', []))} points** from **{_label(first)}** (`{first.get('model_version')}`), "
-        f"starting after {_when(first.get('origin'), tz)}; history from {source}"
-        + ("; served from the cache." if first.get("cached") else "."),
-        *view.warnings,
-    ])
-    return view
-
-
-#: validation metric → column title
-METRIC_COLUMNS = {"mape": "MAPE (%)", "mae": "MAE (MW)", "rmse": "RMSE (MW)", "bias": "bias (MW)",
-                  "coverage_80": "80% coverage", "coverage_95": "95% coverage"}
-
-
-def _metrics(m: dict[str, Any]) -> dict[str, Any]:
-    """Validation metrics wherever the service put them (``metrics`` or ``validation``)."""
-    out: dict[str, Any] = {}
-    for key in ("validation", "metrics"):
-        value = m.get(key)
-        if isinstance(value, dict):
-            out.update(value.get("validation") if isinstance(value.get("validation"), dict) else value)
-    if "mape" not in out and isinstance(m.get("validation_mape"), int | float):
-        out["mape"] = m["validation_mape"]
-    return out
-
-
-def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # noqa: ARG001 - one signature for all views
-    """Served versions with their training ranges and metrics vs naive (the Models tab)."""
-    import plotly.graph_objects as go
-
-    models = client.models()
-    view = ModelsView()
-    if not models:
-        view.status = "The service serves no models yet: run `gridcast train` (or `make run`)."
-        return view
-    rows = []
-    for m in sorted(models, key=lambda m: (m["region"], m["alias"])):
-        metrics = _metrics(m)
-        rng = m.get("training_range") or {}
-        row = {"region": m["region"], "alias": m["alias"], "version": m.get("version", ""),
-               "step": m.get("freq", ""), "trained on (UTC)": f"{str(rng.get('start') or '?')[:16]} → {str(rng.get('end') or '?')[:16]}"}
-        for key, title in METRIC_COLUMNS.items():
-            value = metrics.get(key)
-            row[title] = round(float(value), 3) if isinstance(value, int | float) else None
-        rows.append(row)
-    naive = {r["region"]: r["MAPE (%)"] for r in rows if r["alias"] == "naive"}
-    for r in rows:
-        r["MAPE vs naive"] = (f"{100 * (1 - r['MAPE (%)'] / naive[r['region']]):+.1f}% skill"
-                              if naive.get(r["region"]) and r["MAPE (%)"] is not None else "—")
-    table = pd.DataFrame(rows)
-    # what a person compares first on the left; identifiers (long tags) on the right
-    first = ["region", "alias", "MAPE (%)", "MAPE vs naive"]
-    view.table = table[first + [c for c in table.columns if c not in first]]
-
-    fig = go.Figure()
-    for k, alias in enumerate(sorted({r["alias"] for r in rows})):
-        part = [r for r in rows if r["alias"] == alias]
-        fig.add_trace(go.Bar(x=[r["region"] for r in part], y=[r["MAPE (%)"] for r in part], name=alias,
-                             marker_color=COLOURS[k % len(COLOURS)]))
-    references = {m["region"]: _metrics(m).get("reference_mape") for m in models if _metrics(m).get("reference_mape")}
-    if references:
-        fig.add_trace(go.Bar(x=list(references), y=list(references.values()), name="reference forecast",
-                             marker_color="#7f7f7f"))
-    fig.update_layout(barmode="group", title="Validation MAPE by model (lower is better; naive = baseline)",
-                      yaxis_title="MAPE (%)", xaxis_title="region", template="plotly_white", height=380)
-    view.figure = fig
-
-    lead = go.Figure()
-    for m in models:
-        by_lead = _metrics(m).get("mape_by_lead") or _metrics(m).get("error_by_lead")
-        if isinstance(by_lead, dict):
-            xs, ys = list(by_lead), list(by_lead.values())
-        elif isinstance(by_lead, list):
-            xs, ys = list(range(1, len(by_lead) + 1)), by_lead
-        else:
-            continue
-        lead.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{m['region']} / {m['alias']}"))
-    notes = [f"{len(models)} served models in {table['region'].nunique()} region(s). Metrics: held-out "
-             "validation recorded at training time (day-ahead); skill = 1 − MAPE / naive MAPE."]
-    if lead.data:
-        lead.update_layout(title="Error by lead time", xaxis_title="lead (steps ahead)", yaxis_title="MAPE (%)",
-                           template="plotly_white", height=340)
-        view.lead_figure = lead
-    else:
-        notes.append("No error-by-lead curve in the model metadata (`gridcast backtest` records one).")
-    if not references:
-        notes.append("No reference (operator) forecast was recorded for these models.")
-    view.status = "\n\n".join(notes)
-    return view
-
-
-def load_quality_source(source: str, upload: str | Path | None, *, settings: Settings) -> tuple[pd.DataFrame, dict[str, Any], str]:
-    """The table to check: a demo data set, or an upload (canonical Parquet or CSV)."""
-    if source in (DEMO_CLEAN, DEMO_FAULTY):
-        from gridcast.synthetic import generate
-
-        df, meta = generate(days=DEMO_DAYS, regions=1, seed=settings.seed, country=settings.country)
-        if source == DEMO_FAULTY:
-            from gridcast.quality.faults import inject_faults
-
-            df, meta = inject_faults(df, meta, seed=settings.seed)
-        return df, meta, source
-    if not upload:
-        raise UserInputError("upload a file first (canonical Parquet, or CSV with the canonical columns)",
-                             field="upload")
-    path = Path(upload)
-    if path.suffix.lower() == ".parquet":
-        from gridcast.schema import read_table
-
-        df, meta = read_table(path)
-        return df, meta, path.name
-    try:
-        df = pd.read_csv(path)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
-        raise UserInputError(f"{path.name} is not a readable CSV file ({type(exc).__name__})", field="upload") from None
-    from gridcast.schema import REQUIRED
-
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise UserInputError(f"{path.name} has no column {missing[0]!r}; a canonical table needs "
-                             f"{', '.join(REQUIRED)} (use `gridcast data import` for other layouts)", field=missing[0])
-    stamps = pd.to_datetime(df["timestamp"], utc=True, errors="coerce", format="ISO8601")
-    _first_bad(stamps.isna(), df["timestamp"].astype(str), path.name, "timestamp", "is not a timestamp")
-    return df.assign(timestamp=stamps), {}, path.name
-
-
-def quality_view(source: str, upload: str | Path | None, *, settings: Settings) -> QualityView:
-    """The data-quality report and the data layer's plots for a table (the Data quality tab)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from gridcast.quality import plots
-    from gridcast.quality.checks import check
-
-    df, meta, label = load_quality_source(source, upload, settings=settings)
-    result = check(df, meta, settings=settings)
-    report = result.report
-    rows = []
-    for name, info in (report.get("checks") or {}).items():
-        examples = info.get("examples") or []
-        rows.append({"check": name, "count": info.get("count", 0), "action": info.get("action") or "",
-                     "examples": "; ".join(_example(e) for e in examples[:3])})
-    view = QualityView(report=report, checks=pd.DataFrame(rows, columns=["check", "count", "action", "examples"]))
-    flagged = sum(int(r["count"] or 0) for r in rows if r["check"] != "schema")
-    verdict = "**usable**" if result.usable else "**not usable**: " + "; ".join(result.reasons)
-    view.status = (f"{label}: {len(df)} rows in, {len(result.clean)} on the clean grid (step {report.get('freq', '?')}); "
-                   f"{flagged} problems flagged across {sum(1 for r in rows if r['count'])} checks — {verdict}.")
-    clean = result.clean
-    regions = sorted(clean["region"].unique()) if "region" in clean else [None]
-    tz = result.meta.get("timezone")
-    region = regions[0]
-    figures: list[Figure] = [
-        plots.series_with_flags(clean, report, region=region),
-        plots.daily_profile_by_weekday(clean, region=region, tz=tz),
-        plots.load_vs_temperature(clean, region=region),
-        plots.monthly_boxplots(clean, region=region, tz=tz),
-    ]
-    view.figures = figures
-    if len(regions) > 1:
-        view.status += f" Plots show {region} (of {len(regions)} regions)."
-    return view
-
-
-def _example(e: Any) -> str:
-    if isinstance(e, dict):
-        return ", ".join(f"{k}={v}" for k, v in list(e.items())[:4])
-    return str(e)
-
-
-# ---- Gradio wiring ----------------------------------------------------------------------------
 
 
 def user_message(exc: BaseException) -> str:
@@ -727,7 +153,7 @@ def build_app(client: ServiceClient, *, settings: Settings) -> gr.Blocks:
         return view.table, view.figure, lead, view.status
 
     def quality(source, upload) -> tuple:
-        view = quality_view(source, upload, settings=settings)
+        view = quality_view(client, source, upload, settings=settings)
         checks = view.checks
         return (*view.figures, checks, view.report, view.status)
 
@@ -864,5 +290,3 @@ def launch(client: ServiceClient, *, settings: Settings, host: str, port: int) -
     demo = build_app(client, settings=settings)
     demo.queue().launch(server_name=host, server_port=port, ssr_mode=False, theme=theme(),
                         share=False, inbrowser=False, show_error=False, footer_links=["api", "gradio"])
-
-

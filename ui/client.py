@@ -1,9 +1,9 @@
 """A thin HTTP client of the gridcast service API — all the UI knows about forecasting.
 
-The UI never imports model or feature code: every number on screen comes from the
-service (``POST /forecast``, ``POST /forecast_batch``, ``GET /models``,
-``POST /recent``), so the UI mounted at ``/ui`` and the stand-alone ``gridcast ui``
-show exactly what any other client would get.
+The UI never imports model, feature or quality code: every number on screen comes
+from the service (``POST /forecast``, ``POST /forecast_batch``, ``GET /models``,
+``POST /recent``, ``GET /data/sample``, ``POST /data/check``), so the UI mounted at
+``/ui`` and the stand-alone ``gridcast ui`` show exactly what any other client would get.
 
 Failures are turned into two exceptions a person can act on:
 :class:`ServiceUnavailable` (nothing answers at the URL, or it timed out) and
@@ -72,6 +72,14 @@ class ServiceClient:
         """``POST /recent``: recent actuals from the state store + the latest published forecast."""
         return self._call("POST", "/recent", {"region": region, "n": n})
 
+    def sample(self, *, days: int = 60, regions: int = 1, faults: bool = False) -> dict[str, Any]:
+        """``GET /data/sample``: seeded demo data (optionally with the known faults) as a check body."""
+        return self._call("GET", "/data/sample", params={"days": days, "regions": regions, "faults": str(faults).lower()})
+
+    def check(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /data/check``: a table (``columns`` + ``meta``, or ``csv``) → the quality report and the cleaned table."""
+        return self._call("POST", "/data/check", body)
+
     def ready(self) -> bool:
         """True when ``/readyz`` answers 200 (models loaded)."""
         try:
@@ -79,10 +87,11 @@ class ServiceClient:
         except httpx.HTTPError:
             return False
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+              params: dict[str, Any] | None = None) -> dict[str, Any]:
         url = self.base_url + path
         try:
-            response = httpx.request(method, url, json=body, timeout=self.timeout_s)
+            response = httpx.request(method, url, json=body, params=params, timeout=self.timeout_s)
         except httpx.TimeoutException:
             raise ServiceUnavailable(f"the service at {self.base_url} did not answer {path} "
                                      f"within {self.timeout_s:.0f} s") from None

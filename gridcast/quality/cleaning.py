@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, TIMESTAMP, bounds
+from gridcast.schema import LOAD, TEMPERATURE, TIMESTAMP, bounds
 from gridcast.settings import Settings
 from gridcast.quality.report import N_EXAMPLES, _Checks, _iso, _num
 from gridcast.quality.arrays import _fill, _runs, _same_step_reference

@@ -12,21 +12,14 @@ import pandas as pd
 import pytest
 
 from gridcast.errors import UserInputError
-from ui.app import (
-    DEMO_FAULTY,
-    UPLOADED,
-    forecast_view,
-    live_view,
-    models_view,
-    quality_view,
-    read_history_csv,
-    user_message,
-)
+from ui.app import user_message
+from ui.uploads import read_history_csv
+from ui.views import DEMO_FAULTY, UPLOADED, forecast_view, live_view, models_view, quality_view
 from ui.client import ServiceClient, ServiceError, ServiceUnavailable
 
 
 def _history_csv(path: Path, days: int = 10, *, drop: str | None = None, rename: dict | None = None) -> Path:
-    from training.data.synthetic import generate
+    from gridcast.synthetic import generate
     from gridcast.schema import region_frame
 
     df, _ = generate(days=days, regions=1, seed=3)
@@ -171,19 +164,35 @@ def test_models_view_lists_served_versions_vs_naive(client: ServiceClient, ui_se
     assert {t.name for t in view.figure.data} >= {"naive", "lstm"}
 
 
-# ---- data quality (data-layer functions, no service needed) ----------------------------------
+# ---- data quality (the service's GET /data/sample and POST /data/check) --------------------------
 
 
 @pytest.mark.slow
-def test_quality_view_on_faulty_demo(ui_settings) -> None:
-    view = quality_view(DEMO_FAULTY, None, settings=ui_settings)
+def test_quality_view_on_faulty_demo(client: ServiceClient, ui_settings) -> None:
+    view = quality_view(client, DEMO_FAULTY, None, settings=ui_settings)
     flagged = view.checks.set_index("check")["count"]
     assert flagged.get("duplicates_exact", 0) > 0 and flagged.get("spikes", 0) > 0
     assert len(view.figures) == 4
     assert view.figures[0].axes[0].get_ylabel() == "load (MW)"
 
 
-def test_quality_view_upload_missing_column_is_named(ui_settings, tmp_path: Path) -> None:
+def test_quality_view_upload_missing_column_is_named(client: ServiceClient, ui_settings, tmp_path: Path) -> None:
     path = _history_csv(tmp_path / "table.csv", days=2)  # no 'region' column
-    with pytest.raises(UserInputError, match="'region'"):
-        quality_view(UPLOADED, path, settings=ui_settings)
+    with pytest.raises(ServiceError, match="'region'") as refused:
+        quality_view(client, UPLOADED, path, settings=ui_settings)
+    assert refused.value.field == "region" and refused.value.status == 422
+
+
+def test_quality_view_parquet_upload_keeps_its_metadata(client: ServiceClient, ui_settings, tmp_path: Path) -> None:
+    from gridcast.schema import write_table
+    from gridcast.synthetic import generate
+
+    df, meta = generate(days=21, regions=2, seed=5, country="ES")
+    view = quality_view(client, UPLOADED, write_table(df, tmp_path / "t.parquet", meta), settings=ui_settings)
+    assert view.report["usable"] is True and len(view.figures) == 4
+    assert "Plots show region-1 (of 2 regions)" in view.status
+
+
+def test_quality_view_without_upload_asks_for_one(client: ServiceClient, ui_settings) -> None:
+    with pytest.raises(UserInputError, match="upload a file first"):
+        quality_view(client, UPLOADED, None, settings=ui_settings)

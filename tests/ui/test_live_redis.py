@@ -22,7 +22,7 @@ def test_live_view_shows_the_bridges_latest_forecast(redis_service, ui_settings)
     from gridcast.settings import Settings
 
     from gridcast.state import make_state_store
-    from training.data.synthetic import generate
+    from gridcast.synthetic import generate
     from gridcast.schema import region_frame
 
     url, prefix = redis_service

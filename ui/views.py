@@ -1,0 +1,313 @@
+"""The UI's views: plain functions of a :class:`~ui.client.ServiceClient`, one per tab.
+
+* :func:`live_view` — recent actuals and the latest published forecast (``POST /recent``),
+  or, with no bridge, the state store's history and an on-demand forecast.
+* :func:`forecast_view` — one forecast and the models to compare (``POST /forecast``,
+  ``POST /forecast_batch``) → chart, table and a CSV file.
+* :func:`models_view` — served versions, training ranges, metrics vs naive (``GET /models``).
+* :func:`quality_view` — a demo data set (``GET /data/sample``) or an upload → the quality
+  report (``POST /data/check``) and the data layer's four plots.
+
+Every number comes from the service; the views only shape answers into what a tab shows
+(:mod:`ui.figures`, :mod:`ui.uploads`). The tests call them directly against a real
+service; :mod:`ui.app` wires them to Gradio components.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from gridcast.errors import UserInputError
+from ui.client import ServiceClient
+from ui.figures import (
+    forecast_figure,
+    forecast_table,
+    label,
+    lead_figure,
+    models_figure,
+    observations_frame,
+    quality_figures,
+    region_timezone,
+    when,
+)
+from ui.uploads import history_payload, quality_body, read_history_csv
+
+if TYPE_CHECKING:
+    from gridcast.settings import Settings
+
+DEMO_CLEAN = "synthetic demo (clean)"
+DEMO_FAULTY = "synthetic demo with injected faults"
+UPLOADED = "uploaded file"
+#: how many past observations the forecast chart shows for context
+CONTEXT_POINTS = 7 * 24
+#: demo data set size for the quality tab (the service makes it; enough room for every fault)
+DEMO_DAYS = 60
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What ``GET /models`` says is served: regions and the aliases per region."""
+
+    models: list[dict[str, Any]]
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted({str(m["region"]) for m in self.models})
+
+    def aliases(self, region: str | None) -> list[str]:
+        served = sorted({str(m["alias"]) for m in self.models if m.get("region") == region})
+        return ["best", *served] if served else ["best"]
+
+
+def load_catalog(client: ServiceClient) -> Catalog:
+    """The served models (raises :class:`ServiceUnavailable` when the service is down)."""
+    return Catalog(client.models())
+
+
+@dataclass
+class View:
+    """What a tab shows: a status line, and notes that also pop up as warnings."""
+
+    status: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LiveView(View):
+    figure: Any = None
+    live: bool = False
+    n_observations: int = 0
+
+
+@dataclass
+class ForecastView(View):
+    figure: Any = None
+    table: pd.DataFrame | None = None
+    csv_path: str | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ModelsView(View):
+    table: pd.DataFrame | None = None
+    figure: Any = None
+    lead_figure: Any = None
+
+
+@dataclass
+class QualityView(View):
+    checks: pd.DataFrame | None = None
+    figures: list[Any] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _result_notes(result: dict[str, Any]) -> list[str]:
+    notes = []
+    if result.get("fallback"):
+        notes.append(f"Fallback used for {result.get('requested_model')}: seasonal naive answered "
+                     f"({result.get('fallback_reason') or 'the model could not answer'}).")
+    if result.get("degraded"):
+        notes.append(f"Degraded: {', '.join(result['degraded'])} unavailable; the answer was computed anyway.")
+    return notes
+
+
+def live_view(client: ServiceClient, region: str, *, settings: Settings, n: int = 168) -> LiveView:
+    """Recent actuals and the latest forecast for ``region`` (the Live tab).
+
+    The bridge publishes the latest forecast; when it has not (embedded mode, no
+    Kafka), the view says "no live data" and asks the service for a forecast on demand
+    from the demo history in its state store.
+    """
+    catalog = load_catalog(client)
+    tz = region_timezone(catalog.models, region, settings)
+    recent = client.recent(region, n)
+    history = observations_frame(recent.get("observations") or [])
+    published = recent.get("forecast")
+    view = LiveView(live=published is not None, n_observations=len(history))
+    lines = []
+    if published is not None:
+        result = published
+        lines.append(f"**Live** — latest published forecast issued {when(result.get('issued_at'), tz)} "
+                     f"by {label(result)} (`{result.get('model_version', '?')}`).")
+    else:
+        result = client.forecast({"region": region, "model": "best", "horizon": settings.stream_horizon})
+        lines.append("**No live data**: no streaming bridge has published a forecast for this region "
+                     "(embedded mode, or the bridge is not running). Showing the history in the service's "
+                     "state store (the demo history when embedded) and an on-demand forecast by "
+                     f"{label(result)} issued {when(result.get('issued_at'), tz)}.")
+    if len(history):
+        lines.append(f"Last observation: {when(history.index[-1], tz)} — {len(history)} observations shown.")
+    else:
+        lines.append("No observations in the state store for this region yet.")
+    view.warnings = _result_notes(result)
+    view.status = "\n\n".join(lines + view.warnings)
+    view.figure = forecast_figure([result], history=history, tz=tz,
+                                  title=f"{region}: recent load and latest forecast (MW)")
+    return view
+
+
+def forecast_view(
+    client: ServiceClient,
+    *,
+    region: str,
+    model: str,
+    horizon: int,
+    levels: Sequence[str | int],
+    settings: Settings,
+    history_path: str | Path | None = None,
+    time_col: str = "timestamp",
+    load_col: str = "load_mw",
+    temp_col: str | None = "temperature_c",
+    compare: Sequence[str] = (),
+) -> ForecastView:
+    """One forecast (plus models to compare) → chart, table and a CSV file (the Forecast tab).
+
+    Raises:
+        UserInputError: bad inputs or a bad upload (names the column/row).
+        ServiceUnavailable / ServiceError: the service is down or refused the request.
+    """
+    catalog = load_catalog(client)  # first: an unreachable service is the error to report
+    if not region:
+        raise UserInputError("pick a region first" if catalog.regions else
+                             "the service serves no models yet: run `gridcast train` (or `make run`)", field="region")
+    if not levels:
+        raise UserInputError("pick at least one interval level", field="level")
+    horizon = int(horizon)
+    level = sorted({int(v) for v in levels})
+    tz = region_timezone(catalog.models, region, settings)
+    base: dict[str, Any] = {"region": region, "horizon": horizon, "level": level}
+    history = None
+    if history_path:
+        history = read_history_csv(history_path, time_col=time_col, load_col=load_col, temp_col=temp_col)
+        base["history"] = history_payload(history, settings.max_history_points)
+    models = [model, *[m for m in compare if m != model]]
+    queries = [{**base, "model": m} for m in models]
+    results = [client.forecast(queries[0])] if len(queries) == 1 else client.forecast_batch(queries)
+    if history is None:
+        recent = client.recent(region, CONTEXT_POINTS)
+        history = observations_frame(recent.get("observations") or [])
+    view = ForecastView(results=results)
+    view.figure = forecast_figure(results, history=history.tail(CONTEXT_POINTS), tz=tz,
+                                  title=f"{region}: {horizon}-step forecast (MW), {', '.join(map(str, level))}% intervals")
+    view.table = forecast_table(results, tz)
+    out_dir = Path(tempfile.mkdtemp(prefix="gridcast-ui-"))
+    csv_path = out_dir / f"forecast_{region}_{results[0].get('model')}_{horizon}.csv"
+    view.table.to_csv(csv_path, index=False)
+    view.csv_path = str(csv_path)
+    first = results[0]
+    source = {"request": "the uploaded history", "state": "the service's state store",
+              "model": "the model's own training tail"}.get(first.get("history_source"), "?")
+    view.warnings = [w for r in results for w in _result_notes(r)]
+    view.status = "\n\n".join([
+        f"**{len(first.get('points', []))} points** from **{label(first)}** (`{first.get('model_version')}`), "
+        f"starting after {when(first.get('origin'), tz)}; history from {source}"
+        + ("; served from the cache." if first.get("cached") else "."),
+        *view.warnings,
+    ])
+    return view
+
+
+#: validation metric → column title
+METRIC_COLUMNS = {"mape": "MAPE (%)", "mae": "MAE (MW)", "rmse": "RMSE (MW)", "bias": "bias (MW)",
+                  "coverage_80": "80% coverage", "coverage_95": "95% coverage"}
+
+
+def _metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """Validation metrics wherever the service put them (``metrics`` or ``validation``)."""
+    out: dict[str, Any] = {}
+    for key in ("validation", "metrics"):
+        value = m.get(key)
+        if isinstance(value, dict):
+            out.update(value.get("validation") if isinstance(value.get("validation"), dict) else value)
+    if "mape" not in out and isinstance(m.get("validation_mape"), int | float):
+        out["mape"] = m["validation_mape"]
+    return out
+
+
+def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # noqa: ARG001 - one signature for all views
+    """Served versions with their training ranges and metrics vs naive (the Models tab)."""
+    models = client.models()
+    view = ModelsView()
+    if not models:
+        view.status = "The service serves no models yet: run `gridcast train` (or `make run`)."
+        return view
+    rows = []
+    for m in sorted(models, key=lambda m: (m["region"], m["alias"])):
+        metrics = _metrics(m)
+        rng = m.get("training_range") or {}
+        row = {"region": m["region"], "alias": m["alias"], "version": m.get("version", ""),
+               "step": m.get("freq", ""), "trained on (UTC)": f"{str(rng.get('start') or '?')[:16]} → {str(rng.get('end') or '?')[:16]}"}
+        for key, title in METRIC_COLUMNS.items():
+            value = metrics.get(key)
+            row[title] = round(float(value), 3) if isinstance(value, int | float) else None
+        rows.append(row)
+    naive = {r["region"]: r["MAPE (%)"] for r in rows if r["alias"] == "naive"}
+    for r in rows:
+        r["MAPE vs naive"] = (f"{100 * (1 - r['MAPE (%)'] / naive[r['region']]):+.1f}% skill"
+                              if naive.get(r["region"]) and r["MAPE (%)"] is not None else "—")
+    table = pd.DataFrame(rows)
+    # what a person compares first on the left; identifiers (long tags) on the right
+    first = ["region", "alias", "MAPE (%)", "MAPE vs naive"]
+    view.table = table[first + [c for c in table.columns if c not in first]]
+
+    references = {m["region"]: _metrics(m).get("reference_mape") for m in models if _metrics(m).get("reference_mape")}
+    view.figure = models_figure(rows, references)
+    view.lead_figure = lead_figure({f"{m['region']} / {m['alias']}": _metrics(m).get("mape_by_lead")
+                                    or _metrics(m).get("error_by_lead") for m in models})
+    notes = [f"{len(models)} served models in {table['region'].nunique()} region(s). Metrics: held-out "
+             "validation recorded at training time (day-ahead); skill = 1 − MAPE / naive MAPE."]
+    if view.lead_figure is None:
+        notes.append("No error-by-lead curve in the model metadata (`gridcast backtest` records one).")
+    if not references:
+        notes.append("No reference (operator) forecast was recorded for these models.")
+    view.status = "\n\n".join(notes)
+    return view
+
+
+def quality_view(client: ServiceClient, source: str, upload: str | Path | None, *, settings: Settings) -> QualityView:  # noqa: ARG001 - one signature for all views
+    """The quality report and the data layer's plots for a table (the Data quality tab).
+
+    The service runs the checks (``POST /data/check``) on its demo data (``GET
+    /data/sample``) or on the upload; this view draws what it answered.
+
+    Raises:
+        UserInputError: no upload, or an unreadable file.
+        ServiceUnavailable / ServiceError: the service is down or refused the table
+            (its ``field`` names the column, its detail the row).
+    """
+    if source in (DEMO_CLEAN, DEMO_FAULTY):
+        body, name = client.sample(days=DEMO_DAYS, faults=source == DEMO_FAULTY), source
+    elif upload:
+        body, name = quality_body(upload), Path(upload).name
+    else:
+        raise UserInputError("upload a file first (canonical Parquet, or CSV with the canonical columns)",
+                             field="upload")
+    answer = client.check(body)
+    report = answer.get("report") or {}
+    rows = []
+    for check, info in (report.get("checks") or {}).items():
+        examples = info.get("examples") or []
+        rows.append({"check": check, "count": info.get("count", 0), "action": info.get("action") or "",
+                     "examples": "; ".join(_example(e) for e in examples[:3])})
+    view = QualityView(report=report, checks=pd.DataFrame(rows, columns=["check", "count", "action", "examples"]))
+    flagged = sum(int(r["count"] or 0) for r in rows if r["check"] != "schema")
+    verdict = "**usable**" if answer.get("usable") else "**not usable**: " + "; ".join(answer.get("reasons") or [])
+    view.status = (f"{name}: {answer.get('rows_in')} rows in, {answer.get('rows_clean')} on the clean grid "
+                   f"(step {answer.get('freq') or '?'}); {flagged} problems flagged across "
+                   f"{sum(1 for r in rows if r['count'])} checks — {verdict}.")
+    view.figures, region, n_regions = quality_figures(answer)
+    if n_regions > 1:
+        view.status += f" Plots show {region} (of {n_regions} regions)."
+    return view
+
+
+def _example(e: Any) -> str:
+    if isinstance(e, dict):
+        return ", ".join(f"{k}={v}" for k, v in list(e.items())[:4])
+    return str(e)
