@@ -38,6 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from gridcast.errors import ModelNotFoundError, UserInputError
 
+# BentoML's private API, kept on purpose and only here. BentoML 1.4 (checked on 1.4.40)
+# has no public way to choose a model store: ``bentoml.models`` (create, get, list,
+# delete, import_model, export_model, push, pull) all work on the store BentoML resolved
+# once per process, and take another one only through the private ``_model_store``
+# keyword, built from ``bentoml._internal`` (``ModelStore``, ``BentoMLContainer``).
+# gridcast needs that in one case: a process whose ``BENTOML_HOME`` changed after BentoML
+# read it (the tests' isolated stores; :func:`model_store`). Saving, reading and listing
+# models otherwise go through ``bentoml.models.create`` / ``get`` only.
 if TYPE_CHECKING:
     from bentoml._internal.models.model import ModelStore
 
@@ -119,7 +127,7 @@ def _store_at(path: str) -> ModelStore:
 @contextlib.contextmanager
 def _served_lock(store: ModelStore) -> Iterator[None]:
     """Serialise read-modify-write of the served pointer between processes."""
-    lock_path = Path(store._path) / f".{SERVED_NAME}.lock"
+    lock_path = Path(store._path) / f".{SERVED_NAME}.lock"  # the store's folder: no public accessor either
     with open(lock_path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
