@@ -29,8 +29,9 @@ from typing_extensions import NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
+from gridcast.errors import UserInputError
 from gridcast.forecast import Points, Query, points_from_rows
 from gridcast.schema import LOAD, WEATHER
 from gridcast.series import Series
@@ -47,7 +48,8 @@ ModelName = Literal["lstm", "sarimax", "naive", "ensemble", "best"]
 Level = Annotated[int, Field(ge=1, le=99)]
 Region = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$",
                               description="A region with served models.")]
-Step = Annotated[str, Field(pattern=r"^[1-9][0-9]*(s|min|h)$", description="Step of the rows: '1h', '30min', '15min'.")]
+Step = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,3}(s|min|h)$",
+                            description="Step of the rows: '1h', '30min', '15min'.")]
 
 
 class _Strict(BaseModel):
@@ -99,22 +101,17 @@ class _Columnar(_Strict):
     pressure_hpa: list[FiniteFloat | None] | None = _weather_column(MAX_WEATHER, "Surface pressure (hPa)")
 
     def _columns(self, names: tuple[str, ...]) -> dict[str, list]:
-        return {c: getattr(self, c) for c in names if getattr(self, c) is not None}
+        return {c: getattr(self, c, None) for c in names if getattr(self, c, None) is not None}
 
-    def to_series(self) -> Series:
+    def to_series(self, name: str) -> Series:
+        """The arrays as a series; columns of unequal length are a 422 (JSON Schema cannot state it)."""
+        lengths = {k: len(v) for k, v in self._columns((LOAD, *WEATHER)).items()}
+        if len(set(lengths.values())) > 1:
+            raise UserInputError(f"{name} columns must have equal lengths, got {lengths}", field=name)
         step = int(pd.Timedelta(self.step).total_seconds())
         columns = {k: np.array([np.nan if v is None else v for v in vals], dtype=float)
                    for k, vals in self._columns((LOAD, *WEATHER)).items()}
         return Series(int(self.start.timestamp()), step, columns)
-
-    @model_validator(mode="after")
-    def _same_lengths(self):
-        lengths = {k: len(v) for k, v in self._columns((LOAD, *WEATHER)).items()}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"columns must have equal lengths, got {lengths}")
-        if not lengths:
-            raise ValueError("at least one column is needed")
-        return self
 
 
 class ColumnarHistory(_Columnar):
@@ -155,15 +152,28 @@ class ForecastQuery(_Strict):
 
     def to_query(self) -> Query:
         return Query(region=self.region, horizon=self.horizon, model=self.model, level=tuple(self.level),
-                     history=_payload(self.history, (LOAD, *WEATHER)), weather=_payload(self.weather, WEATHER))
+                     history=_payload(self.history, (LOAD, *WEATHER), "history"),
+                     weather=_payload(self.weather, WEATHER, "weather"))
 
 
-def _payload(value, columns: tuple[str, ...]) -> Series | Points | None:
+def _payload(value, columns: tuple[str, ...], name: str) -> Series | Points | None:
     if value is None:
         return None
-    if isinstance(value, _Columnar):
-        return value.to_series()
+    if isinstance(value, _Columnar):  # columnar weather without a column: no weather
+        return value.to_series(name) if value._columns(columns) else None
     return points_from_rows(value, columns)
+
+
+class ObservationsPost(_Strict):
+    """The body of ``POST /admin/observations``: actuals for the state store."""
+
+    region: Region
+    observations: Annotated[list[Observation], Field(min_length=1, max_length=MAX_HISTORY)] | ColumnarHistory = Field(
+        description="Observations, increasing and on the model's grid, as a list of points or as arrays.")
+
+    def to_query(self) -> Query:
+        return Query(region=self.region, horizon=1,
+                     history=_payload(self.observations, (LOAD, *WEATHER), "observations"))
 
 
 class Interval(BaseModel):

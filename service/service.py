@@ -26,6 +26,7 @@ Run it with ``gridcast serve`` (or ``bentoml serve service.service:Gridcast``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import logging
@@ -39,7 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
-from service import metrics
+from service import live, metrics
 from gridcast.batching import Batcher
 from gridcast.catalog import ModelCatalog, ServedModel
 from gridcast.errors import GridcastError, ModelNotFoundError
@@ -51,6 +52,7 @@ from gridcast.wire import (
     ErrorBody,
     ForecastQuery,
     ForecastResult,
+    ObservationsPost,
     RecentQuery,
     RecentResult,
 )
@@ -96,6 +98,14 @@ def error_response(exc: GridcastError) -> Response:
                     headers=headers)
 
 
+def _domain(exc: Exception) -> GridcastError:
+    """A domain error as it is; anything else logged with its trace and answered as a plain 500."""
+    if isinstance(exc, GridcastError):
+        return exc
+    logger.error("unexpected error answering a forecast", exc_info=exc)
+    return GridcastError("unexpected error")
+
+
 class GuardMiddleware:
     """Refuse what must never reach an API; make every error body ``{error, detail, field}``."""
 
@@ -114,6 +124,9 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
+        if path == "/docs.json" and scope.get("method") == "GET":
+            await JSONResponse(_openapi_document())(scope, receive, send)
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         guarded = scope.get("method") == "POST" and any(
             path == r or (r.endswith("/") and path.startswith(r)) for r in self.JSON_ROUTES
@@ -201,6 +214,14 @@ class GuardMiddleware:
             await send(message)
 
         return wrapped
+
+
+@functools.cache
+def _openapi_document() -> dict:
+    """BentoML's OpenAPI document completed with what this deployment enforces (:mod:`service.openapi`)."""
+    from service.openapi import complete
+
+    return complete(Gridcast.openapi_spec.asdict(), ModelCatalog.from_store(_served()))
 
 
 def _replay(body: bytes, original: Any) -> Any:
@@ -327,23 +348,35 @@ class Gridcast:
         # the embedded stores answer in microseconds: planning runs on the event loop;
         # with Redis it waits on the network, so it goes to a thread
         self._plan_in_thread = bool(s.redis_url)
-        self.batcher = Batcher(self.runner.run, max_batch=s.max_batch_size if s.batching else 1,
+        # items are (runner, plan): a plan runs on the models it was planned with (service/live.py)
+        self.batcher = Batcher(live.run_by_runner, max_batch=s.max_batch_size if s.batching else 1,
                                max_queue=s.max_queue_calls, on_batch=metrics.observe_batch)
+        self.live = live.LiveScores(s)
+        self.watcher = live.ServedWatcher(every_s=s.served_poll_s, current=lambda: self.core, swap=self._swap,
+                                          live=self.live)
+        if s.served_poll_s > 0:
+            self.watcher.start()
         logger.info("gridcast serving %d models for regions %s", len(self.catalog), self.catalog.regions())
 
     def __is_ready__(self) -> bool:
         return len(self.catalog) > 0
 
+    def _swap(self, core: ForecastCore) -> None:
+        """Serve a newly promoted model set: one assignment; requests hold the core they started with."""
+        self.catalog, self.runner = core.catalog, core.runner
+        self.core = core
+
     async def _answer(self, queries: list) -> list[bytes]:
+        core = self.core  # read once: a hot swap replaces it, this request stays on one model set
         if self._plan_in_thread:
-            plans = await asyncio.to_thread(self.core.plan, queries)
+            plans = await asyncio.to_thread(core.plan, queries)
         else:
-            plans = self.core.plan(queries)
+            plans = core.plan(queries)
         todo = [p for p in plans if p.cached is None]
         answers: dict[int, Answer | GridcastError] = {}
         if todo:
             try:
-                computed = await self.batcher.submit(todo)
+                computed = await self.batcher.submit([(core.runner, p) for p in todo])
             except GridcastError:
                 self.metrics.count("overloaded")
                 raise
@@ -357,19 +390,21 @@ class Gridcast:
             answer = answers[id(plan)]
             if isinstance(answer, GridcastError):
                 raise answer
-            out.append(self._respond(plan, answer))
+            out.append(self._respond(core, plan, answer))
         return out
 
-    def _respond(self, plan: Plan, answer: Answer) -> bytes:
-        return self.core.respond(plan, answer)[1]
+    def _respond(self, core: ForecastCore, plan: Plan, answer: Answer) -> bytes:
+        body = core.respond(plan, answer)[1]
+        self.live.served(plan, answer)  # kept to be scored when its actuals arrive
+        return body
 
     @bentoml.api(route="/forecast", input_spec=ForecastQuery)
     async def forecast(self, **fields: Any) -> ForecastResult:
         """One forecast: points with intervals for the next ``horizon`` steps."""
         try:
             (body,) = await self._answer([ForecastQuery.model_construct(**fields).to_query()])
-        except GridcastError as exc:
-            return error_response(exc)
+        except Exception as exc:
+            return error_response(_domain(exc))
         return Response(body, media_type="application/json")
 
     @bentoml.api(route="/forecast_batch", input_spec=BatchQuery)
@@ -377,8 +412,8 @@ class Gridcast:
         """Several forecasts in one call (at most ``max_batch_requests``); answers keep the order."""
         try:
             bodies = await self._answer([q.to_query() for q in requests])
-        except GridcastError as exc:
-            return error_response(exc)
+        except Exception as exc:
+            return error_response(_domain(exc))
         return Response(b'{"results":[' + b",".join(bodies) + b"]}", media_type="application/json")
 
     @bentoml.api(route="/recent", input_spec=RecentQuery)
@@ -405,20 +440,23 @@ class Gridcast:
     # -- plain GET routes and admin, on the mounted FastAPI app ----------------------------
     @admin.get("/models")
     def list_models(self) -> dict:
-        """Served versions per region and alias, with validation metrics and training ranges."""
-        return {"models": [_describe(m) for m in self.catalog]}
+        """Served versions per region and alias: validation metrics, training ranges, and live scores (``live``)."""
+        catalog = self.catalog
+        scores = {r: self.live.region_metrics(r) for r in catalog.regions()}
+        return {"models": [dict(_describe(m), live=self.live.block(m, scores[m.region])) for m in catalog]}
 
     @admin.post("/admin/observations")
-    def add_observations(self, body: dict) -> dict:
+    def add_observations(self, body: ObservationsPost) -> dict:
         """Append observations to the state store (the embedded stand-in for the bridge)."""
         from gridcast.forecast import on_grid
 
-        query = ForecastQuery.model_validate({"region": body.get("region", ""), "horizon": 1,
-                                              "history": body.get("observations")}).to_query()
+        query = body.to_query()
         served = self.catalog.resolve(query.region, "best")
         series = on_grid(query.history, served.step, "observations", max_points=self.settings.max_history_points)
-        added = self.state.add_observations(query.region, series.to_frame())
-        return {"region": query.region, "added": int(added)}
+        frame = series.to_frame()
+        added = self.state.add_observations(query.region, frame)
+        scored = self.live.actuals(query.region, frame)  # the embedded stand-in for the bridge's scoring
+        return {"region": query.region, "added": int(added), "scored": scored}
 
     # -- data quality: the checks `gridcast data check` runs, for the UI and any client ----
     @admin.post("/data/check")

@@ -157,7 +157,7 @@ BAD = [
     ("negative-history-too-short", dict(GOOD, history=_hist(n=5)), 422, "history"),
     ("history-too-long", dict(GOOD, history=_hist(n=24 * 7 * 8 + 1)), 400, "history"),
     ("columnar-unequal", dict(GOOD, history={"start": "2024-03-01T00:00:00+00:00", "load_mw": [1.0, 2.0],
-                                             "temperature_c": [3.0]}), 400, "history"),
+                                             "temperature_c": [3.0]}), 422, "history"),
     ("weather-before-origin", dict(GOOD, history=_hist(), weather=[
         {"timestamp": "2024-03-01T00:00:00+00:00", "temperature_c": 20.0}]), 422, "weather[0].timestamp"),
 ]
