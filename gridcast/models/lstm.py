@@ -59,8 +59,9 @@ from gridcast.models.base import (
     fill_gaps,
     interval_columns,
 )
+from gridcast.models.lstm_net import NET_LAYERS, build_network, forward
 from gridcast.series import Series
-from gridcast.schema import LOAD, TEMPERATURE, infer_freq, steps_per_day
+from gridcast.schema import LOAD, TEMPERATURE, infer_freq, regular, steps_per_day
 
 if TYPE_CHECKING:
     from gridcast.settings import Settings
@@ -88,8 +89,6 @@ MODEL_FILE = "lstm.keras"
 ARRAYS_FILE = "lstm_arrays.npz"
 #: the network's weights as arrays (what forecasting reads: no TensorFlow needed)
 WEIGHTS_FILE = "lstm_weights.npz"
-#: the layers with weights, in the order of the forward pass (names from :meth:`LSTMForecaster._build`)
-NET_LAYERS = ("lstm", "context", "lead_context", "head_1", "head_2", "head_out")
 #: an input window may miss at most this share of its load values (filled) before the
 #: forecast is refused and the caller falls back
 MAX_MISSING_SHARE = 0.25
@@ -274,32 +273,8 @@ class LSTMForecaster(Forecaster):
 
     # -- network --------------------------------------------------------------------
     def _build(self, enc_shape: tuple[int, int], dec_shape: tuple[int, int]):
-        """The network: it outputs a correction added to the seasonal-naive ratio.
-
-        The last layer starts at zero, so an untrained network *is* the seasonal
-        naive forecast, and training only has to learn what naive gets wrong.
-        """
-        import keras
-        from keras import layers
-
-        units, H = self.params["units"], self.H_
-        enc_in = keras.Input(shape=enc_shape, name="encoder")
-        dec_in = keras.Input(shape=dec_shape, name="decoder")
-        base_in = keras.Input(shape=(H,), name="base")
-        state = layers.LSTM(units, name="lstm")(enc_in)
-        context = layers.Dense(units // 2, activation="relu", name="context")(state)
-        shared = layers.RepeatVector(H, name="repeat")(context)
-        per_lead = layers.Reshape((H, 4), name="per_lead")(layers.Dense(H * 4, name="lead_context")(context))
-        x = layers.Concatenate(name="join")([dec_in, shared, per_lead])
-        x = layers.Dense(2 * units, activation="relu", name="head_1")(x)
-        x = layers.Dense(units, activation="relu", name="head_2")(x)
-        correction = layers.Reshape((H,), name="correction")(
-            layers.Dense(1, kernel_initializer="zeros", name="head_out")(x)
-        )
-        out = layers.Add(name="ratio")([base_in, correction])
-        model = keras.Model([enc_in, dec_in, base_in], out, name="gridcast_lstm")
-        model.compile(optimizer=keras.optimizers.Adam(self.params["learning_rate"]), loss="mae")
-        return model
+        return build_network(enc_shape, dec_shape, units=self.params["units"], horizon=self.H_,
+                             learning_rate=self.params["learning_rate"])
 
     # -- training -------------------------------------------------------------------
     def fit(self, history: pd.DataFrame) -> Self:
@@ -312,7 +287,7 @@ class LSTMForecaster(Forecaster):
         import tensorflow as tf
 
         p = self.params
-        frame = _regular(history)
+        frame = regular(history)
         self.freq_ = infer_freq(frame.index)
         self.spd_ = steps_per_day(self.freq_)
         self.window_ = p["input_days"] * self.spd_
@@ -486,7 +461,7 @@ class LSTMForecaster(Forecaster):
         out = np.empty(base.shape, dtype=np.float64)
         chunk = 2048  # bounded memory for calibration-sized batches
         for i in range(0, len(enc), chunk):
-            out[i:i + chunk] = _forward(w, enc[i:i + chunk], dec[i:i + chunk], base[i:i + chunk])
+            out[i:i + chunk] = forward(w, enc[i:i + chunk], dec[i:i + chunk], base[i:i + chunk])
         return out
 
     # -- forecasting ------------------------------------------------------------------
@@ -739,16 +714,6 @@ class LSTMForecaster(Forecaster):
         self._reset_caches()
 
 
-def _regular(frame: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
-    """Sorted, de-duplicated, on a regular UTC grid (missing steps become NaN)."""
-    frame = frame.sort_index()
-    frame = frame[~frame.index.duplicated(keep="last")]
-    if frame.index.tz is None:
-        raise UserInputError("the time index must be timezone-aware (UTC)", field="timestamp")
-    frame = frame.tz_convert("UTC") if str(frame.index.tz) != "UTC" else frame
-    return frame.asfreq(freq or infer_freq(frame.index))
-
-
 def _conformal_grid(residuals: np.ndarray, spd: int) -> np.ndarray:
     """Per-lead quantiles of relative residuals, pooled over neighbouring leads.
 
@@ -772,38 +737,3 @@ def _grid_quantile(grid: np.ndarray, prob: float) -> np.ndarray:
         return grid[:, i]
     w = (prob - QUANTILE_PROBS[i - 1]) / (QUANTILE_PROBS[i] - QUANTILE_PROBS[i - 1])
     return grid[:, i - 1] * (1 - w) + grid[:, i] * w
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # = 1 / (1 + exp(-x)), without overflow
-
-
-def _forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """The Keras network of :meth:`LSTMForecaster._build`, forward, in float32 numpy.
-
-    Keras' LSTM: gates in the order input, forget, cell, output; ``tanh`` activation,
-    ``sigmoid`` recurrent activation, zero initial state; the last hidden state out.
-    """
-    enc, dec, base = (np.asarray(a, dtype=np.float32) for a in (enc, dec, base))
-    b, steps, _ = enc.shape
-    kernel, recurrent, bias = w["lstm/0"], w["lstm/1"], w["lstm/2"]
-    u = recurrent.shape[0]
-    h = np.zeros((b, u), np.float32)
-    c = np.zeros((b, u), np.float32)
-    x_all = enc @ kernel + bias
-    for t in range(steps):
-        z = x_all[:, t] + h @ recurrent
-        c = _sigmoid(z[:, u:2 * u]) * c + _sigmoid(z[:, :u]) * np.tanh(z[:, 2 * u:3 * u])
-        h = _sigmoid(z[:, 3 * u:]) * np.tanh(c)
-    context = np.maximum(h @ w["context/0"] + w["context/1"], 0.0)
-    H = base.shape[1]
-    per_lead = (context @ w["lead_context/0"] + w["lead_context/1"]).reshape(b, H, -1)
-    # the head's first layer on [decoder, context repeated, per-lead context], without
-    # materialising the repeated context: split the kernel by input block
-    k1 = w["head_1/0"]
-    n_dec, n_ctx = dec.shape[-1], context.shape[-1]
-    x = dec @ k1[:n_dec] + (context @ k1[n_dec:n_dec + n_ctx])[:, None, :] + per_lead @ k1[n_dec + n_ctx:]
-    x = np.maximum(x + w["head_1/1"], 0.0)
-    x = np.maximum(x @ w["head_2/0"] + w["head_2/1"], 0.0)
-    correction = (x @ w["head_out/0"] + w["head_out/1"])[..., 0]
-    return (base + correction).astype(np.float64)

@@ -1,0 +1,80 @@
+"""The LSTM forecaster's network: its Keras definition (training) and its forward pass in numpy (serving).
+
+Both describe the same computation: an LSTM over the day blocks of the input window,
+a context layer, a per-lead context, and a three-layer head whose output corrects the
+seasonal-naive ratio (so an untrained network *is* the seasonal naive). Training builds
+and fits the Keras model; forecasting runs :func:`forward` on its weights, so a served
+model needs neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: the layers with weights, in the order of the forward pass (names given in :func:`build_network`)
+NET_LAYERS = ("lstm", "context", "lead_context", "head_1", "head_2", "head_out")
+
+
+def build_network(enc_shape: tuple[int, int], dec_shape: tuple[int, int], *, units: int, horizon: int,
+                  learning_rate: float):
+    """The Keras model: it outputs a correction added to the seasonal-naive ratio.
+
+    The last layer starts at zero, so an untrained network *is* the seasonal naive
+    forecast, and training only has to learn what naive gets wrong.
+    """
+    import keras
+    from keras import layers
+
+    H = horizon
+    enc_in = keras.Input(shape=enc_shape, name="encoder")
+    dec_in = keras.Input(shape=dec_shape, name="decoder")
+    base_in = keras.Input(shape=(H,), name="base")
+    state = layers.LSTM(units, name="lstm")(enc_in)
+    context = layers.Dense(units // 2, activation="relu", name="context")(state)
+    shared = layers.RepeatVector(H, name="repeat")(context)
+    per_lead = layers.Reshape((H, 4), name="per_lead")(layers.Dense(H * 4, name="lead_context")(context))
+    x = layers.Concatenate(name="join")([dec_in, shared, per_lead])
+    x = layers.Dense(2 * units, activation="relu", name="head_1")(x)
+    x = layers.Dense(units, activation="relu", name="head_2")(x)
+    correction = layers.Reshape((H,), name="correction")(
+        layers.Dense(1, kernel_initializer="zeros", name="head_out")(x)
+    )
+    out = layers.Add(name="ratio")([base_in, correction])
+    model = keras.Model([enc_in, dec_in, base_in], out, name="gridcast_lstm")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mae")
+    return model
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # = 1 / (1 + exp(-x)), without overflow
+
+
+def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """The Keras network of :func:`build_network`, forward, in float32 numpy.
+
+    Keras' LSTM: gates in the order input, forget, cell, output; ``tanh`` activation,
+    ``sigmoid`` recurrent activation, zero initial state; the last hidden state out.
+    """
+    enc, dec, base = (np.asarray(a, dtype=np.float32) for a in (enc, dec, base))
+    b, steps, _ = enc.shape
+    kernel, recurrent, bias = w["lstm/0"], w["lstm/1"], w["lstm/2"]
+    u = recurrent.shape[0]
+    h = np.zeros((b, u), np.float32)
+    c = np.zeros((b, u), np.float32)
+    x_all = enc @ kernel + bias
+    for t in range(steps):
+        z = x_all[:, t] + h @ recurrent
+        c = _sigmoid(z[:, u:2 * u]) * c + _sigmoid(z[:, :u]) * np.tanh(z[:, 2 * u:3 * u])
+        h = _sigmoid(z[:, 3 * u:]) * np.tanh(c)
+    context = np.maximum(h @ w["context/0"] + w["context/1"], 0.0)
+    H = base.shape[1]
+    per_lead = (context @ w["lead_context/0"] + w["lead_context/1"]).reshape(b, H, -1)
+    # the head's first layer on [decoder, context repeated, per-lead context], without
+    # materialising the repeated context: split the kernel by input block
+    k1 = w["head_1/0"]
+    n_dec, n_ctx = dec.shape[-1], context.shape[-1]
+    x = dec @ k1[:n_dec] + (context @ k1[n_dec:n_dec + n_ctx])[:, None, :] + per_lead @ k1[n_dec + n_ctx:]
+    x = np.maximum(x + w["head_1/1"], 0.0)
+    x = np.maximum(x @ w["head_2/0"] + w["head_2/1"], 0.0)
+    correction = (x @ w["head_out/0"] + w["head_out/1"])[..., 0]
+    return (base + correction).astype(np.float64)
