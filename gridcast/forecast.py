@@ -41,7 +41,7 @@ from gridcast.errors import GridcastError, InsufficientDataError, UserInputError
 from gridcast.guard import implausible
 from gridcast.models.base import Forecast, Forecaster, SeriesRequest, check_level, profile_fallback
 from gridcast.schema import LOAD, WEATHER
-from gridcast.series import Series, iso, iso_stamps
+from gridcast.series import Points, Series, iso, iso_stamps, on_grid, points_from_rows  # noqa: F401 (re-exported)
 from gridcast.settings import Settings
 from gridcast.weather import Vintage, covariates
 
@@ -76,14 +76,6 @@ class _NoMetrics:
 
 
 # ---- queries and plans ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Points:
-    """Rows with their own timestamps, as an object-per-point payload sends them (not yet on a grid)."""
-
-    epochs: np.ndarray
-    columns: Mapping[str, np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -455,63 +447,3 @@ def cache_ttl(origin: int | None, step: int, *, now: float, cap: int) -> int:
         return cap
     left = origin + 2 * step - now
     return int(min(cap, left)) if left >= 1 else cap
-
-
-def on_grid(data: Series | Points, step: int, name: str, *, max_points: int) -> Series:
-    """A payload checked against the model's grid: bounded, strictly increasing, no gaps.
-
-    Raises:
-        UserInputError: too many points, a step other than the model's, timestamps
-            not increasing, off the grid, or a gap (``field`` points at the first bad one).
-    """
-    n = len(data) if isinstance(data, Series) else len(data.epochs)
-    if n == 0:
-        raise UserInputError(f"{name} is empty; omit it to use the service's own", field=name)
-    if n > max_points:
-        raise UserInputError(f"{name} has {n} points; at most {max_points} allowed", field=name)
-    if isinstance(data, Series):
-        if data.step != step:
-            raise UserInputError(f"{name}.step is {data.step} s; the model forecasts every {step} s",
-                                 field=f"{name}.step")
-        if data.start % step:
-            raise UserInputError(f"{name}.start {iso(data.start)} is not on the model's {step} s grid",
-                                 field=f"{name}.start")
-        return data
-    epochs = data.epochs
-    off = epochs % step != 0
-    if off.any():
-        i = int(np.argmax(off))
-        raise UserInputError(f"{name}[{i}].timestamp {iso(int(epochs[i]))} is not on the model's {step} s grid",
-                             field=f"{name}[{i}].timestamp")
-    diffs = np.diff(epochs)
-    if (diffs <= 0).any():
-        i = int(np.argmax(diffs <= 0)) + 1
-        raise UserInputError(
-            f"{name} timestamps must be strictly increasing; {name}[{i}] is {iso(int(epochs[i]))} "
-            f"after {iso(int(epochs[i - 1]))}", field=f"{name}[{i}].timestamp")
-    if (diffs != step).any():
-        i = int(np.argmax(diffs != step)) + 1
-        raise UserInputError(
-            f"{name} has a gap before {name}[{i}] ({iso(int(epochs[i - 1]))} → {iso(int(epochs[i]))}); "
-            f"send every step", field=f"{name}[{i}].timestamp")
-    return Series(int(epochs[0]), step, dict(data.columns))
-
-
-def points_from_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Points:
-    """Object-per-point rows (mappings with ``timestamp`` and value columns) → :class:`Points`.
-
-    ``timestamp`` is a timezone-aware datetime or an ISO string; a missing key or None
-    is a missing value; a column no row carries is left out.
-    """
-    stamps = [r["timestamp"] for r in rows]
-    if stamps and isinstance(stamps[0], str):
-        epochs = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)).as_unit("s").asi8
-    else:
-        epochs = np.array([t.timestamp() for t in stamps], dtype=np.float64).astype(np.int64)
-    present = set().union(*rows) if rows else set()
-    out = {}
-    for c in columns:
-        if c in present:
-            values = [r.get(c) for r in rows]
-            out[c] = np.array([np.nan if v is None else v for v in values], dtype=float)
-    return Points(np.asarray(epochs, dtype=np.int64), out)

@@ -32,7 +32,8 @@ import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 from gridcast.errors import UserInputError
-from gridcast.forecast import Points, Query, points_from_rows
+from gridcast.forecast import Query
+from gridcast.series import Points, points_from_rows
 from gridcast.schema import LOAD, WEATHER
 from gridcast.series import Series
 from gridcast.settings import get_settings
