@@ -56,6 +56,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from gridcast.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
 from gridcast.forecast import vintage_token
+from gridcast.scoring import ForecastRecord, RedisLedger
 from gridcast.state import AsyncRedisStateStore, StateStoreUnavailable, frame_from_rows, make_async_state_store
 from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
 from streaming.messages import InvalidMessage, parse_observation, parse_request
@@ -229,6 +230,7 @@ class Bridge:
         self._transient = TRANSIENT + _redis_errors()
         self.state: AsyncRedisStateStore | None = None
         self.cache: AsyncRedisForecastCache | None = None
+        self.ledger: RedisLedger | None = None
         self.producer: AIOKafkaProducer | None = None
         self._to_check: set[TopicPartition] = set()
         #: restores done and observations re-applied from Kafka (tests, logs)
@@ -250,6 +252,9 @@ class Bridge:
         redis_url = s.redis_url or "redis://127.0.0.1:6379/0"
         self.state = make_async_state_store(s, redis_url)
         self.cache = AsyncRedisForecastCache(redis_url, prefix=s.redis_key_prefix, timeout_s=s.redis_timeout_s)
+        # published forecasts wait here for their actuals (sync redis-py, called from a thread)
+        self.ledger = RedisLedger(redis_url, prefix=s.redis_key_prefix, keep_s=s.score_keep_days * 86400,
+                                  max_span_s=s.max_horizon * s.stream_step_s, timeout_s=s.redis_timeout_s)
         consumer = None
         try:
             await asyncio.to_thread(self.forecaster.prepare)
@@ -286,6 +291,7 @@ class Bridge:
                 await self.producer.stop()
             await self.state.close()
             await self.cache.close()
+            self.ledger.close()
             await self.forecaster.close()
             self.metrics.close()
             logger.info("bridge: stopped; %s", self.metrics.snapshot())
@@ -523,6 +529,7 @@ class Bridge:
         await self._dead_letter(dead)
         if vintages:  # before this batch's forecasts: they use the newest vintage (older ones are ignored)
             await self.state.set_weathers(vintages)
+            self.metrics.inc("vintages", len(vintages))
         obs_tps = {tp: msgs for tp, msgs in batch.items() if tp.topic == s.topic_observations and msgs}
         written, before = await self.state.add_many_applied(
             rows, s.topic_observations, {tp.partition: msgs[-1].offset + 1 for tp, msgs in obs_tps.items()})
@@ -531,6 +538,8 @@ class Bridge:
         if behind:
             await self._restore(behind)  # before any forecast: Redis must hold the window again
         self._windows.apply(rows, written)
+        # every actual (a redelivered one too: scoring is idempotent) scores the forecasts it completes
+        self.metrics.inc("scored", await asyncio.to_thread(self._score, rows))
         due = [r for r, (_, last, _) in written.items() if last is not None and last > self._origin.get(r, -1)]
         jobs = [Job(region=r, horizon=s.stream_horizon, level=tuple(s.levels), model=s.stream_model) for r in due]
         all_jobs = jobs + [job for job, _ in requests]
@@ -551,6 +560,14 @@ class Bridge:
         self.metrics.inc("processed", valid)
         if dead:
             self.metrics.inc("dead_lettered", len(dead))
+
+    def _score(self, rows: Mapping[str, list[tuple[int, str]]]) -> int:
+        n = 0
+        for region, encoded in rows.items():
+            actuals = [(epoch, load) for epoch, doc in encoded
+                       if (load := orjson.loads(doc).get("load_mw")) is not None]
+            n += self.ledger.score(region, actuals)
+        return n
 
     async def _dead_letter(self, dead: list[tuple[Any, InvalidMessage]]) -> None:
         if not dead:
@@ -598,6 +615,10 @@ class Bridge:
             answered += job.request_id is not None
             messages.append((job.region, payload))
         await self.cache.set_many(items)
+        # what is published is kept to be scored (not answers from a request's own history)
+        records = [ForecastRecord.from_document(r) for r in results
+                   if "error" not in r and r.get("history_source") != "request"]
+        await asyncio.to_thread(self.ledger.record, [r for r in records if r is not None])
         futures = [await self.producer.send(s.topic_forecasts, value=v, key=k.encode()) for k, v in messages]
         await asyncio.gather(*futures)
         done_ms = time.time() * 1000

@@ -17,7 +17,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 COUNTERS = ("consumed", "processed", "dead_lettered", "forecasts", "forecast_errors", "requests_answered",
-            "retries", "commits")
+            "retries", "commits", "vintages", "scored")
 
 
 class BridgeMetrics:
