@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 OUT ?= out
 
-.PHONY: run test install lock upgrade system-deps services-up services-down demo-data clean help bento container container-test stack loadtest
+.PHONY: run test install lock upgrade system-deps services-up services-down demo-data clean help bento container bridge-image container-test stack loadtest
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 LOCK := requirements/lock.txt
 BENTO_REQS := requirements/bento.txt
+BRIDGE_REQS := requirements/bridge.txt
 # the lock's target: CPython 3.11 on x86-64 Linux (glibc 2.28 or newer)
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 
@@ -28,11 +29,12 @@ $(STAMP): pyproject.toml $(LOCK)
 
 install: $(STAMP) ## create .venv and install gridcast from requirements/lock.txt (idempotent; fast the second time)
 
-lock: ## re-lock after editing pyproject.toml or requirements/bento.in (keeps every version that still fits)
+lock: ## re-lock after editing pyproject.toml, requirements/bento.in or bridge.in (keeps every version that still fits)
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PY) -m venv $(VENV); $(BIN)/python -m pip install -q uv; }
 	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_TARGET) --generate-hashes --no-header -q $(UV_UPGRADE) -o $(LOCK)
 	$(BIN)/uv pip compile requirements/bento.in -c $(LOCK) $(LOCK_TARGET) --no-header --no-annotate -q -o $(BENTO_REQS)
-	@echo "Locked: $(LOCK) and $(BENTO_REQS). 'make install' applies them; then 'make test'."
+	$(BIN)/uv pip compile requirements/bridge.in -c $(LOCK) $(LOCK_TARGET) --no-header --no-annotate -q -o $(BRIDGE_REQS)
+	@echo "Locked: $(LOCK), $(BENTO_REQS) and $(BRIDGE_REQS). 'make install' applies them; then 'make test'."
 
 upgrade: ## move every locked package to its newest version (then make install && make test)
 	@$(MAKE) --no-print-directory lock UV_UPGRADE=--upgrade
@@ -77,6 +79,10 @@ container: bento ## containerize the Bento with podman (BASE_IMAGE=... replaces 
 	@bash scripts/podman-setup.sh
 	$(BIN)/bentoml containerize gridcast:latest --backend podman --opt network=host $(if $(BASE_IMAGE),--opt from=$(BASE_IMAGE))
 	@echo "Image: localhost/$$($(BIN)/bentoml get gridcast:latest -o json | $(BIN)/python -c 'import json,sys; d = json.load(sys.stdin); print(d["name"] + ":" + d["version"])')"
+
+bridge-image: install ## after `make container`: the bridge image on it (streaming/Containerfile), gridcast-bridge:<version> and :latest
+	@bash scripts/podman-setup.sh
+	bash scripts/bridge-image.sh
 
 container-test: bento ## containerize on a local base image, run it, POST a 24-step LSTM forecast, check it, remove it
 	bash scripts/container-test.sh

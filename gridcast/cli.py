@@ -17,11 +17,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from typing import TypeAlias
 
 from gridcast.errors import GridcastError, UserInputError
 
 #: the entry-point group adapters declare their subcommands in
 GROUP = "gridcast.commands"
+
+#: what an entry point names: a function that adds subcommands to the parser
+Register: TypeAlias = Callable[[argparse._SubParsersAction], None]
 
 
 def command_entry_points() -> list[EntryPoint]:
@@ -30,7 +34,7 @@ def command_entry_points() -> list[EntryPoint]:
     return [found[name] for name in sorted(found)]
 
 
-def _load(ep: EntryPoint) -> Callable[[argparse._SubParsersAction], None] | None:
+def _load(ep: EntryPoint) -> Register | None:
     try:
         return ep.load()
     except ModuleNotFoundError as exc:  # an adapter not installed in this build
@@ -39,22 +43,27 @@ def _load(ep: EntryPoint) -> Callable[[argparse._SubParsersAction], None] | None
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registers: Sequence[Register] | None = None) -> argparse.ArgumentParser:
+    """The parser with every discovered adapter's subcommands, or only ``registers``'s.
+
+    ``registers`` serves a build whose code is copied rather than pip-installed, so that
+    no entry points exist (an adapter run as a module inside a container image).
+    """
     parser = argparse.ArgumentParser(
         prog="gridcast", description="Electricity-demand forecasting: data, models, service, streaming."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for ep in command_entry_points():
-        register = _load(ep)
-        if register is not None:
-            register(sub)
+    if registers is None:
+        registers = [r for r in map(_load, command_entry_points()) if r is not None]
+    for register in registers:
+        register(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, registers: Sequence[Register] | None = None) -> int:
+    parser = build_parser(registers)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

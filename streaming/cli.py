@@ -1,9 +1,16 @@
-"""``gridcast stream`` (the bridge) and ``gridcast replay`` (a data set as live observations)."""
+"""``gridcast stream`` (the bridge) and ``gridcast replay`` (a data set as live observations).
+
+``python -m streaming.cli stream|replay ...`` runs the same two commands without the
+installed ``gridcast`` script: the bridge image (``streaming/Containerfile``) copies
+this package next to the Bento's source, where no entry points are installed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +85,14 @@ def _replay(args: argparse.Namespace) -> int:
                                   on_progress=lambda n: progress.update(task, completed=n), weather=args.weather))
     logger.info("replay: %d observations sent to %s", sent, topic)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``gridcast`` with only this adapter's commands (no entry-point discovery)."""
+    from gridcast.cli import main as gridcast_main
+
+    return gridcast_main(argv, registers=[register])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

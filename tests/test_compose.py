@@ -3,11 +3,13 @@
 Validated by podman-compose itself (``--dry-run config``: parsed, merged and
 interpolated as ``podman-compose up`` would, without podman or any image), then
 checked against ``gridcast/settings.py``, ``scripts/kafka.sh``, ``scripts/redis.sh``,
-the bridge's topic retention and the CLI that the bridge containers run.
+the bridge's topic retention, the bridge image (``streaming/Containerfile``) and the
+command that the bridge containers run from it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -56,24 +58,93 @@ def test_it_runs_kafka_redis_the_service_and_bridges_each_with_a_health_check(se
         "kafka-topics": "service_completed_successfully"}
 
 
-def test_the_service_and_the_bridges_run_the_container_image(services):
-    assert services["service"]["image"] == services["bridge"]["image"] == "gridcast:latest"
-    chosen = config(GRIDCAST_IMAGE="localhost/gridcast:abc123", GRIDCAST_BRIDGES="3")["services"]
-    assert chosen["service"]["image"] == chosen["bridge"]["image"] == "localhost/gridcast:abc123"
+def test_the_service_runs_the_bento_image_and_the_bridges_the_bridge_image(services):
+    assert services["service"]["image"] == "gridcast:latest"
+    assert services["bridge"]["image"] == "gridcast-bridge:latest"  # make bridge-image tags it
+    chosen = config(GRIDCAST_IMAGE="localhost/gridcast:abc123", GRIDCAST_BRIDGE_IMAGE="localhost/gridcast-bridge:abc123",
+                    GRIDCAST_BRIDGES="3")["services"]
+    assert chosen["service"]["image"] == "localhost/gridcast:abc123"
+    assert chosen["bridge"]["image"] == "localhost/gridcast-bridge:abc123"
     assert int(chosen["bridge"]["deploy"]["replicas"]) == 3
     assert services["service"]["command"] == ["serve"]  # the Bento entrypoint's `bentoml serve`
+    # the bridge image sets the working directory and the entrypoint; compose only names the command
+    assert "entrypoint" not in services["bridge"] and "working_dir" not in services["bridge"]
 
 
-def test_the_bridge_runs_gridcast_stream_through_the_cli():
+def containerfile() -> dict[str, list[str]]:
+    """streaming/Containerfile's instructions: keyword -> its arguments, in order (continuations joined)."""
+    text = (ROOT / "streaming" / "Containerfile").read_text().replace("\\\n", " ")
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.setdefault(keyword.upper(), []).append(rest.strip())
+    return out
+
+
+def test_the_bridge_image_is_the_bento_image_plus_streaming_and_the_locked_aiokafka():
+    from bentoml._internal.bento.bento import BENTO_PROJECT_DIR_NAME
+    from bentoml._internal.container.generate import BENTO_PATH, BENTO_USER
+
+    cf = containerfile()
+    # layered on the Bento image, which the build names
+    assert cf["FROM"] == ["${GRIDCAST_IMAGE}"]
+    assert any(a.startswith("GRIDCAST_IMAGE") for a in cf["ARG"])
+    # streaming/ lands next to the Bento's source (where BentoML puts it), owned by its user
+    src = f"{BENTO_PATH}/{BENTO_PROJECT_DIR_NAME}"
+    assert f"BENTO_SRC={src}" in cf["ARG"], f"the Bento's source is at {src} in BentoML's images"
+    assert f"--chown={BENTO_USER}:{BENTO_USER} streaming/ ${{BENTO_SRC}}/streaming/" in cf["COPY"]
+    assert cf["WORKDIR"] == ["${BENTO_SRC}"] and "PYTHONPATH=${BENTO_SRC}" in cf["ENV"]
+    assert cf["USER"][-1] == BENTO_USER  # it runs as the Bento image does, not as root
+    # the packages: the generated pins (tests/test_lock.py: equal to the lock), into the Bento's venv
+    template = (Path(__import__("bentoml").__file__).parent
+                / "_internal/container/frontend/dockerfile/templates/base_v2.j2").read_text()
+    assert "ENV VIRTUAL_ENV=/app/.venv" in template, "BentoML's images no longer keep their packages in /app/.venv"
+    assert "requirements/bridge.txt /tmp/bridge.txt" in cf["COPY"]
+    assert any("uv pip install --python /app/.venv/bin/python" in r and "-r /tmp/bridge.txt" in r for r in cf["RUN"])
+
+
+def test_the_bridge_command_runs_from_the_bridge_image_source_tree(tmp_path):
+    """The image's source tree (the Bento's include globs + streaming/), no entry points, no training/:
+    the compose command, given to the image's entrypoint, starts `gridcast stream`."""
     services = config()["services"]
-    command = services["bridge"]["command"]
-    assert command[:3] == ["python", "-m", "training.cli"] and command[3:] == ["stream"]
-    # the module is the `gridcast` console script's, and `stream` is its bridge command
+    bentofile = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    for pattern in [*bentofile["include"], "streaming/**/*.py"]:
+        for path in ROOT.glob(pattern):
+            if "__pycache__" not in path.parts and path.is_file():
+                dest = tmp_path / path.relative_to(ROOT)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(path.read_bytes())
+    assert not (tmp_path / "training").exists()
+    (entrypoint,) = containerfile()["ENTRYPOINT"]
+    python, flag, module = json.loads(entrypoint)
+    assert (python, flag) == ("python", "-m")
+    # as in the image: the source directory first on sys.path, the gridcast/training packages and
+    # their entry points not installed (blocked here, since this venv has them)
+    run = f"""
+import importlib.metadata, runpy, sys
+sys.path.insert(0, {str(tmp_path)!r})
+for name in ("training", "load_tests"):
+    sys.modules[name] = None
+importlib.metadata.entry_points = lambda **kw: []
+import streaming.bridge, streaming.replay  # the image build's import check
+import gridcast.cli
+for m in (streaming.bridge, gridcast.cli):
+    assert m.__file__.startswith({str(tmp_path)!r}), m.__file__
+sys.argv = [{module!r}, *sys.argv[1:]]
+runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
+"""
+    for args in ([*services["bridge"]["command"], "--help"], ["--help"]):
+        result = subprocess.run([sys.executable, "-c", run, *args], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=180, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+        assert result.returncode == 0, result.stderr
+        assert "usage: gridcast" in result.stdout, result.stdout
+    assert "Kafka" in result.stdout and " stream " in result.stdout and " replay " in result.stdout
+    # and `gridcast stream` of the installed script is the same command
     scripts = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^gridcast\s*=\s*"gridcast\.cli:main"', scripts, re.M), "the gridcast script is not gridcast.cli:main"
-    help_text = subprocess.run([sys.executable, "-m", "training.cli", "stream", "--help"], capture_output=True,
-                               text=True, cwd=ROOT, timeout=120)
-    assert help_text.returncode == 0 and "Kafka" in help_text.stdout, help_text.stderr
+    assert re.search(r'^streaming\s*=\s*"streaming\.cli:register"', scripts, re.M)
 
 
 def test_every_gridcast_setting_named_exists_and_matches_the_defaults(services):

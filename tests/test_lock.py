@@ -1,4 +1,4 @@
-"""The lock is the one source of package versions: the venv, the Bento and pyproject agree.
+"""The lock is the one source of package versions: the venv, the Bento, the bridge image and pyproject agree.
 
 A fresh machine once resolved bentoml 1.4.40 while bentofile.yaml pinned 1.4.39, and
 ``bentoml build`` could not lock the image. These checks fail on any such drift.
@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
 BENTO = ROOT / "requirements" / "bento.txt"
+BRIDGE = ROOT / "requirements" / "bridge.txt"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
@@ -55,6 +56,17 @@ def test_bento_pins_equal_the_lock() -> None:
     assert "bentoml" in bento and "tensorflow-cpu" in bento
     drift = {n: (v, locked.get(n)) for n, v in bento.items() if locked.get(n) != v}
     assert not drift, f"requirements/bento.txt differs from the lock (name: (bento, lock)): {drift}; run `make lock`"
+
+
+def test_bridge_pins_equal_the_lock() -> None:
+    """The bridge image (streaming/Containerfile) adds aiokafka to the Bento's packages at the locked version."""
+    locked, bridge = pins(LOCK), pins(BRIDGE)
+    assert "aiokafka" in bridge, "requirements/bridge.txt does not pin aiokafka: run `make lock`"
+    drift = {n: (v, locked.get(n)) for n, v in bridge.items() if locked.get(n) != v}
+    assert not drift, f"requirements/bridge.txt differs from the lock (name: (bridge, lock)): {drift}; run `make lock`"
+    # every line is a pin (nothing a build would re-resolve)
+    lines = [ln.strip() for ln in BRIDGE.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert len(lines) == len(bridge), f"unpinned lines in {BRIDGE.name}: {lines}"
 
 
 def test_bentofile_installs_the_generated_pins() -> None:
