@@ -142,21 +142,26 @@ def _watch(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     publisher = KafkaPublisher(settings.kafka_bootstrap, settings.topic_observations)
+    weather = KafkaPublisher(settings.kafka_bootstrap, settings.topic_weather) if args.forecast_days else None
     collector = _collector(settings)
     watcher = Watcher(
         collector=collector, publisher=publisher, source=args.source, zone=args.zone, points=args.points,
         state_path=settings.collect_dir / "watch" / f"{args.source}-{args.zone}.json",
         lookback=_hours(args.lookback / 3600),
-        forecast_days=args.forecast_days, forecast_path=settings.forecast_weather_path,
+        forecast_days=args.forecast_days, forecast_path=settings.forecast_weather_path, weather_publisher=weather,
     )
 
     async def main() -> int:
         await publisher.start()
+        if weather is not None:
+            await weather.start()
         try:
             return await run_schedule(watcher.poll_once, every_s=args.every or settings.collect_watch_every_s,
                                       iterations=1 if args.once else None)
         finally:
             await publisher.stop()
+            if weather is not None:
+                await weather.stop()
             collector.close()
 
     published = asyncio.run(main())

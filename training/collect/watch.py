@@ -113,6 +113,7 @@ class Watcher:
     lookback: pd.Timedelta = pd.Timedelta(hours=72)
     forecast_days: int = 7
     forecast_path: Path | None = None
+    weather_publisher: Publisher | None = None  # the weather-forecasts topic: one vintage per poll
 
     def last_published(self) -> pd.Timestamp | None:
         if not self.state_path.exists():
@@ -143,6 +144,9 @@ class Watcher:
             pts = openmeteo.points_for(self.zone, self.points)
             frame = await asyncio.to_thread(self.collector.weather_forecast, self.zone, pts, self.forecast_days)
             write_forecast_weather(frame, self.forecast_path)
+            vintage = vintage_message(frame)
+            if self.weather_publisher is not None and vintage is not None:
+                await self.weather_publisher.publish([vintage])
         return len(messages)
 
 
@@ -176,6 +180,31 @@ async def run_schedule(
         elapsed = (clock() - started).total_seconds()
         await sleep(max(every_s - elapsed, 0.0))
     return total
+
+
+def vintage_message(frame: pd.DataFrame) -> tuple[str, dict[str, Any]] | None:
+    """A fetched weather forecast as a ``gridcast.weather-forecasts`` message ``(region, document)``.
+
+    The vintage is issued at the fetch time (``issued_at``, floored to the hour); only
+    the hours after it are sent (the bridge's stream grid is hourly).
+    """
+    from gridcast.schema import WEATHER
+    from gridcast.series import Series
+    from gridcast.weather import message
+
+    if frame.empty:
+        return None
+    issued = pd.Timestamp(frame["issued_at"].iloc[0]).floor("h")
+    issued = issued.tz_localize("UTC") if issued.tzinfo is None else issued.tz_convert("UTC")
+    ahead = frame[pd.to_datetime(frame[TIMESTAMP], utc=True) > issued]
+    cols = [c for c in WEATHER if c in ahead.columns]
+    if ahead.empty or not cols:
+        return None
+    series = Series.from_frame(ahead.set_index(pd.DatetimeIndex(pd.to_datetime(ahead[TIMESTAMP], utc=True)))[cols],
+                               step=3600)
+    region = str(ahead[REGION].iloc[0])
+    doc = message(region, int(issued.timestamp()), series)
+    return (region, doc) if doc["points"] else None
 
 
 def write_forecast_weather(frame: pd.DataFrame, path: Path) -> Path:

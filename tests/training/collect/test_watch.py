@@ -155,3 +155,22 @@ async def test_kafka_publisher_round_trip(settings):
     finally:
         await admin.delete_topics([topic])
         await admin.close()
+
+
+async def test_each_poll_publishes_the_weather_forecast_as_a_vintage_the_bridge_accepts(collector, settings, tmp_path):
+    from gridcast.settings import Settings
+    from streaming.vintages import parse_weather
+
+    observations, weather = Recorder(), Recorder()
+    w = Watcher(collector=collector, publisher=observations, source="entsoe", zone="ES", points="40.4,-3.7",
+                state_path=tmp_path / "watch.json", lookback=pd.Timedelta(hours=48), forecast_days=2,
+                forecast_path=settings.forecast_weather_path, weather_publisher=weather)
+    with respx.mock:
+        respx.get(url__regex=r"https://.*\.test/.*").mock(side_effect=_answer)
+        await w.poll_once(pd.Timestamp("2024-04-01T00:30", tz="UTC"))
+    [[(key, doc)]] = weather.batches
+    vintage = parse_weather(json.dumps(doc).encode(), settings=Settings(_env_file=None))
+    assert key == "ES" == vintage.region
+    assert vintage.weather.start > vintage.issued_at and len(vintage.weather) > 0
+    forecast = pd.read_parquet(settings.forecast_weather_path)
+    assert pd.Timestamp(vintage.issued_at, unit="s", tz="UTC") == pd.Timestamp(forecast["issued_at"].iloc[0]).floor("h")
