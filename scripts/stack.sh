@@ -82,6 +82,6 @@ cat <<MSG
 
   replaying $DATA at speed $SPEED (Ctrl-C stops everything)
 MSG
-$BIN/gridcast replay --data "$DATA" --speed "$SPEED"
+$BIN/gridcast replay --data "$DATA" --speed "$SPEED" --weather  # + daily weather vintages
 echo "stack: replay finished; the service and bridge keep running (Ctrl-C to stop)"
 wait
