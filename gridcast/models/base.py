@@ -103,9 +103,13 @@ class Forecast:
     upper: dict[int, np.ndarray]
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, level: Sequence[int]) -> Forecast:
+    def from_frame(cls, frame: pd.DataFrame, level: Sequence[int], *, step: int | None = None) -> Forecast:
+        """From a contract frame; ``step`` (seconds) is needed when the frame has one row."""
         epochs = pd.DatetimeIndex(frame.index).as_unit("s").asi8
-        step = int(epochs[1] - epochs[0]) if len(epochs) > 1 else 0
+        if len(epochs) > 1:
+            step = int(epochs[1] - epochs[0])
+        elif not step:
+            raise ValueError("a one-step forecast frame needs its step")
         return cls(int(epochs[0]), step, frame["mean"].to_numpy(float),
                    {lv: frame[f"lo-{lv}"].to_numpy(float) for lv in level},
                    {lv: frame[f"hi-{lv}"].to_numpy(float) for lv in level})
@@ -159,7 +163,8 @@ class Forecaster(ABC):
             except GridcastError as exc:
                 out.append(exc)
                 continue
-            out.append(Forecast.from_frame(frame, check_level(r.level)))
+            step = r.history.step if r.history is not None else int(pd.Timedelta(self.freq_).total_seconds())
+            out.append(Forecast.from_frame(frame, check_level(r.level), step=step))
         return out
 
     def predict_batch(self, requests: Sequence[ForecastRequest]) -> dict[str, pd.DataFrame]:

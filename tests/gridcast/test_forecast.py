@@ -308,3 +308,16 @@ async def test_the_batcher_merges_concurrent_submissions_and_sheds_past_its_queu
     assert await first == [10]
     assert [await w for w in waiting] == [[20, 1020], [30, 1030], [40, 1040]]
     assert calls == [[1], [2, 102, 3, 103, 4, 104]]  # the three waiting submissions ran as one batch
+
+
+def test_a_one_step_forecast_through_the_frame_api_keeps_its_step(region_history):
+    """The default predict_series (SARIMAX, ensemble) on a horizon of 1: the step comes from the model."""
+    from gridcast.models.base import Forecaster, SeriesRequest
+
+    class FrameOnly(SeasonalNaive):
+        predict_series = Forecaster.predict_series
+
+    model = FrameOnly().fit(region_history)
+    (fc,) = model.predict_series([SeriesRequest(1)])
+    assert fc.step == 3600 and len(fc.mean) == 1
+    assert fc.start == int(region_history.index[-1].value // 10**9) + 3600
