@@ -312,10 +312,22 @@ async def test_the_batcher_merges_concurrent_submissions_and_sheds_past_its_queu
 
 def test_a_one_step_forecast_through_the_frame_api_keeps_its_step(region_history):
     """The default predict_series (SARIMAX, ensemble) on a horizon of 1: the step comes from the model."""
-    from gridcast.models.base import Forecaster, SeriesRequest
+    from gridcast.models.base import Forecaster, SeriesRequest, future_index, interval_columns
 
-    class FrameOnly(SeasonalNaive):
-        predict_series = Forecaster.predict_series
+    class FrameOnly(Forecaster):
+        alias = "frame-only"
+
+        def fit(self, history):
+            self.freq_, self.last_ = "1h", history.index[-1]
+            return self
+
+        def update(self, new_observations):
+            return self
+
+        def predict(self, horizon, future_covariates=None, level=(80, 95), history=None):
+            last = self.last_ if history is None else history.index[-1]
+            index = future_index(last, self.freq_, horizon)
+            return pd.DataFrame({c: 1.0 for c in interval_columns(level)}, index=index)
 
     model = FrameOnly().fit(region_history)
     (fc,) = model.predict_series([SeriesRequest(1)])
