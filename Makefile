@@ -84,7 +84,7 @@ bridge-image: install ## after `make container`: the bridge image on it (streami
 	@bash scripts/podman-setup.sh
 	bash scripts/bridge-image.sh
 
-container-test: bento ## containerize on a local base image, run it, POST a 24-step LSTM forecast, check it, remove it
+container-test: bento ## containerize on a local base image, run it, POST a 24-step LSTM forecast, check it; build and start the bridge image on it; remove them
 	bash scripts/container-test.sh
 
 loadtest: install ## Locust headless (all scenarios) against HOST=URL, or a service it starts on embedded defaults; reports in load_tests/results/

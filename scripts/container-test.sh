@@ -12,10 +12,14 @@
 # 4. `podman run --network host IMAGE serve --port N` on a free port, wait for /readyz;
 # 5. GET /models for a region serving an LSTM, POST /forecast {region, model: lstm,
 #    horizon: 24}; check 24 points on one grid with lower <= mean <= upper at every level;
-# 6. the container is removed on exit, whatever happened (trap).
+# 6. the bridge image on it (scripts/bridge-image.sh: streaming/Containerfile, about 10 s):
+#    `--help` lists stream and replay; `stream` against an unreachable Kafka runs its
+#    retry loop and stops cleanly (exit 0) on SIGTERM, as compose's bridges are stopped;
+# 7. the containers are removed on exit, whatever happened (trap).
 #
 # Images are kept, so a second run reuses the base image and podman's layer cache;
-# older gridcast images than the one just built are removed to bound disk use.
+# older gridcast (and gridcast-bridge) images than the ones just built are removed to
+# bound disk use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,17 +66,23 @@ build_s=$(( $(date +%s) - t_build ))
 size=$(podman image inspect "$image" --format '{{.Size}}')
 log "built $image in ${build_s} s, $(( size / 1000000 )) MB"
 
-# Keep the cache, drop superseded gridcast images.
+# Keep the cache, drop superseded gridcast images (their bridge images first: children).
+bridge="localhost/gridcast-bridge:${tag#*:}"
+podman images --filter "reference=localhost/gridcast-bridge" --format '{{.Repository}}:{{.Tag}}' \
+    | grep -v -x -F -e "$bridge" -e localhost/gridcast-bridge:latest | xargs -r podman rmi >/dev/null 2>&1 || true
 podman images --filter "reference=localhost/gridcast" --format '{{.Repository}}:{{.Tag}}' \
     | grep -v -x -F "$image" | xargs -r podman rmi >/dev/null 2>&1 || true
 
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 name="gridcast-test-$$"
+bridge_name="gridcast-bridge-test-$$"
 cleanup() {
-    if podman container exists "$name" 2>/dev/null; then
-        podman rm -f -t 5 "$name" >/dev/null 2>&1 || true
-        log "removed container $name"
-    fi
+    for c in "$name" "$bridge_name"; do
+        if podman container exists "$c" 2>/dev/null; then
+            podman rm -f -t 5 "$c" >/dev/null 2>&1 || true
+            log "removed container $c"
+        fi
+    done
 }
 trap cleanup EXIT INT TERM
 
@@ -127,4 +137,22 @@ print(f"container-test: OK: {region} lstm {version}: {len(points)} points from {
       f"first mean {mean:.1f} in [{lo:.1f}, {hi:.1f}]")
 ' "$HORIZON" "$region" || fail "the forecast answer is wrong"
 
-log "timings: containerize ${build_s} s, start to /readyz ${ready_s} s, total $(( $(date +%s) - t0 )) s; image $(( size / 1000000 )) MB"
+# The bridge image on the image just tested (what docker-compose.yml's bridges run).
+t_bridge=$(date +%s)
+GRIDCAST_IMAGE="$image" bash scripts/bridge-image.sh "$tag" >/tmp/gridcast-bridge-image.log 2>&1 \
+    || { tail -n 40 /tmp/gridcast-bridge-image.log >&2; fail "the bridge image did not build (log: /tmp/gridcast-bridge-image.log)"; }
+help=$(podman run --rm --network host "$bridge" --help) || fail "$bridge --help failed"
+grep -q ' stream ' <<<"$help" && grep -q ' replay ' <<<"$help" || fail "$bridge --help lists no stream/replay: $help"
+podman run -d --name "$bridge_name" --network host -e GRIDCAST_KAFKA_BOOTSTRAP=127.0.0.1:1 \
+    -e GRIDCAST_REDIS_URL=redis://127.0.0.1:1/0 -e GRIDCAST_STREAM_METRICS_PORT=0 "$bridge" >/dev/null
+sleep 4
+[ "$(podman inspect -f '{{.State.Running}}' "$bridge_name")" = true ] \
+    || { podman logs --tail 30 "$bridge_name" >&2 || true; fail "the bridge exited at once"; }
+podman stop -t 30 "$bridge_name" >/dev/null
+bridge_rc=$(podman inspect -f '{{.State.ExitCode}}' "$bridge_name")
+podman logs "$bridge_name" 2>&1 | grep -q 'bridge: stopped' && [ "$bridge_rc" = 0 ] \
+    || { podman logs --tail 30 "$bridge_name" >&2 || true; fail "the bridge did not stop cleanly on SIGTERM (exit $bridge_rc)"; }
+bridge_s=$(( $(date +%s) - t_bridge ))
+log "OK: $bridge builds, lists stream/replay, runs stream and stops cleanly on SIGTERM (${bridge_s} s)"
+
+log "timings: containerize ${build_s} s, start to /readyz ${ready_s} s, bridge image ${bridge_s} s, total $(( $(date +%s) - t0 )) s; image $(( size / 1000000 )) MB"
