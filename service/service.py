@@ -529,4 +529,8 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _err(500, "internal_error", "unexpected error; see the server log")
 
 
+# BentoML only sees Model objects bound directly as class attributes; the served set is
+# data-dependent, so the class-scope list is handed to the service's model list as well
+# (`bentoml build` then packs every served model into the Bento).
+Gridcast.models.extend(r for r in Gridcast.inner.refs if r not in Gridcast.models)
 Gridcast.add_asgi_middleware(GuardMiddleware)
