@@ -78,10 +78,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_run)
 
-    from training.retrain_cli import register as register_retrain
-
-    register_retrain(subparsers)  # `gridcast retrain`: the same training on live history
-
 
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
