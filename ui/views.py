@@ -141,6 +141,15 @@ def live_view(client: ServiceClient, region: str, *, settings: Settings, n: int 
                      "(embedded mode, or the bridge is not running). Showing the history in the service's "
                      "state store (the demo history when embedded) and an on-demand forecast by "
                      f"{label(result)} issued {when(result.get('issued_at'), tz)}.")
+    n_scored, mape, mae = forecast_error_so_far(result, history)
+    if n_scored:
+        lines.append(f"**Forecast against actuals so far**: {n_scored} of {len(result.get('points', []))} points "
+                     f"have arrived — MAPE {mape:.2f} %, MAE {mae:,.1f} MW." if mape is not None else
+                     f"**Forecast against actuals so far**: {n_scored} points, MAE {mae:,.1f} MW.")
+    scored = live_scores(catalog.models, region)
+    if scored:
+        lines.append("**Live error** of the forecasts served or published for this region, scored as the actuals "
+                     "arrived (last 24 h): " + "; ".join(scored) + ".")
     if len(history):
         lines.append(f"Last observation: {when(history.index[-1], tz)} — {len(history)} observations shown.")
     else:
@@ -230,6 +239,43 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _live_columns(live: dict[str, Any] | None) -> dict[str, Any]:
+    """Live scores next to validation: MAPE over the last 24 h and 7 d, and how many points were scored."""
+    windows = (live or {}).get("windows") or {}
+
+    def mape(window: str) -> float | None:
+        value = (windows.get(window) or {}).get("mape")
+        return round(float(value), 3) if isinstance(value, int | float) else None
+
+    return {"live MAPE 24 h (%)": mape("24h"), "live MAPE 7 d (%)": mape("7d"), "live n": (live or {}).get("n", 0)}
+
+
+def live_scores(models: list[dict[str, Any]], region: str) -> list[str]:
+    """``['lstm: MAPE 2.31 % over 24 points', ...]`` from the ``live`` blocks of ``GET /models``."""
+    out = []
+    for m in sorted(models, key=lambda m: m.get("alias", "")):
+        day = ((m.get("live") or {}).get("windows") or {}).get("24h") or {}
+        if m.get("region") == region and day.get("n") and isinstance(day.get("mape"), int | float):
+            out.append(f"{m['alias']}: MAPE {day['mape']:.2f} % over {day['n']} points")
+    return out
+
+
+def forecast_error_so_far(result: dict[str, Any], history: pd.DataFrame) -> tuple[int, float | None, float | None]:
+    """(points with an actual, MAPE %, MAE MW) of a forecast against the actuals that have arrived since."""
+    if not len(history) or "load_mw" not in history or not result.get("points"):
+        return 0, None, None
+    stamps = pd.DatetimeIndex(pd.to_datetime([p["timestamp"] for p in result["points"]], utc=True))
+    mean = pd.Series([p["mean"] for p in result["points"]], index=stamps)
+    actual = history["load_mw"].reindex(stamps)
+    both = actual.notna()
+    if not both.any():
+        return 0, None, None
+    err = (mean[both] - actual[both]).abs()
+    nonzero = actual[both] != 0
+    mape = float((err[nonzero] / actual[both][nonzero].abs()).mean() * 100) if nonzero.any() else None
+    return int(both.sum()), mape, float(err.mean())
+
+
 def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # noqa: ARG001 - one signature for all views
     """Served versions with their training ranges and metrics vs naive (the Models tab)."""
     models = client.models()
@@ -246,6 +292,7 @@ def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # 
         for key, title in METRIC_COLUMNS.items():
             value = metrics.get(key)
             row[title] = round(float(value), 3) if isinstance(value, int | float) else None
+        row.update(_live_columns(m.get("live")))
         rows.append(row)
     naive = {r["region"]: r["MAPE (%)"] for r in rows if r["alias"] == "naive"}
     for r in rows:
@@ -253,7 +300,7 @@ def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # 
                               if naive.get(r["region"]) and r["MAPE (%)"] is not None else "—")
     table = pd.DataFrame(rows)
     # what a person compares first on the left; identifiers (long tags) on the right
-    first = ["region", "alias", "MAPE (%)", "MAPE vs naive"]
+    first = ["region", "alias", "MAPE (%)", "live MAPE 24 h (%)", "live MAPE 7 d (%)", "MAPE vs naive"]
     view.table = table[first + [c for c in table.columns if c not in first]]
 
     references = {m["region"]: _metrics(m).get("reference_mape") for m in models if _metrics(m).get("reference_mape")}
@@ -261,7 +308,8 @@ def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # 
     view.lead_figure = lead_figure({f"{m['region']} / {m['alias']}": _metrics(m).get("mape_by_lead")
                                     or _metrics(m).get("error_by_lead") for m in models})
     notes = [f"{len(models)} served models in {table['region'].nunique()} region(s). Metrics: held-out "
-             "validation recorded at training time (day-ahead); skill = 1 − MAPE / naive MAPE."]
+             "validation recorded at training time (day-ahead); skill = 1 − MAPE / naive MAPE. Live: the "
+             "forecasts this deployment served or published, scored as actuals arrived (n = points scored)."]
     if view.lead_figure is None:
         notes.append("No error-by-lead curve in the model metadata (`gridcast backtest` records one).")
     if not references:

@@ -196,3 +196,25 @@ def test_quality_view_parquet_upload_keeps_its_metadata(client: ServiceClient, u
 def test_quality_view_without_upload_asks_for_one(client: ServiceClient, ui_settings) -> None:
     with pytest.raises(UserInputError, match="upload a file first"):
         quality_view(client, UPLOADED, None, settings=ui_settings)
+
+
+def test_live_scores_and_error_so_far_read_what_the_service_says():
+    """The Live and Models tabs show live error next to validation (from GET /models' live blocks)."""
+    import pandas as pd
+
+    from ui.views import _live_columns, forecast_error_so_far, live_scores
+
+    models = [{"region": "r", "alias": "lstm", "live": {"n": 30, "windows": {
+        "24h": {"n": 24, "mape": 2.5}, "7d": {"n": 30, "mape": 3.0}}}},
+        {"region": "r", "alias": "naive", "live": {"n": 0, "windows": {}}},
+        {"region": "other", "alias": "lstm", "live": {"n": 5, "windows": {"24h": {"n": 5, "mape": 9.0}}}}]
+    assert live_scores(models, "r") == ["lstm: MAPE 2.50 % over 24 points"]
+    assert _live_columns(models[0]["live"]) == {"live MAPE 24 h (%)": 2.5, "live MAPE 7 d (%)": 3.0, "live n": 30}
+    assert _live_columns(None)["live n"] == 0
+    idx = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC")
+    history = pd.DataFrame({"load_mw": [100.0, 200.0, 400.0]}, index=idx)
+    result = {"points": [{"timestamp": idx[1].isoformat(), "mean": 220.0},
+                         {"timestamp": idx[2].isoformat(), "mean": 300.0},
+                         {"timestamp": (idx[2] + pd.Timedelta("1h")).isoformat(), "mean": 1.0}]}
+    n, mape, mae = forecast_error_so_far(result, history)
+    assert n == 2 and mape == pytest.approx((10 + 25) / 2) and mae == pytest.approx(60.0)
