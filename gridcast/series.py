@@ -199,7 +199,6 @@ def points_from_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) 
     present = set().union(*rows) if rows else set()
     out = {}
     for c in columns:
-        if c in present:
-            values = [r.get(c) for r in rows]
-            out[c] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        if c in present:  # numpy reads None as NaN in a float array
+            out[c] = np.array([r.get(c) for r in rows], dtype=float)
     return Points(np.asarray(epochs, dtype=np.int64), out)

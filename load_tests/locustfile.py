@@ -207,7 +207,7 @@ class BatchForecastUser(_ForecastUser):
 class Batch64User(_ForecastUser):
     """``/forecast_batch`` with 64 uncached requests: the batch endpoint's forecasts/s (× 64)."""
 
-    weight = 0
+    weight = 1
 
     @task
     def batch(self) -> None:
@@ -217,7 +217,7 @@ class Batch64User(_ForecastUser):
 class OverloadUser(_ForecastUser):
     """Uncached forecasts past saturation: 200s pass, 503 + Retry-After is the expected refusal."""
 
-    weight = 0
+    weight = 1
 
     @task
     def uncached(self) -> None:
