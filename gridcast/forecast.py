@@ -47,6 +47,9 @@ from gridcast.weather import Vintage, covariates
 
 logger = logging.getLogger(__name__)
 
+#: a plan's history that the state holds but was not read yet (only read after a cache miss)
+_UNREAD = Series(0, 1, {})
+
 #: every stored response starts with these bytes, so a cache hit only swaps the flags
 STORED_PREFIX = b'{"cached":false,"degraded":[],'
 
@@ -290,12 +293,19 @@ class ForecastCore:
             history = on_grid(query.history, served.step, "history", max_points=s.max_history_points)
             source = "request"
         else:
-            history = self._state_history(served, degraded)
-            source = "state" if history is not None else "model"
+            # only the state's last timestamp is needed to find a cached answer: the history
+            # itself is read after a miss (below)
+            end = self._state_end(served, degraded)
+            if end is None or end == served.context_end:
+                history, source = None, "model"
+            elif isinstance(end, Series):  # a reader without last_timestamp gave the history itself
+                history, source = end, "state"
+            else:
+                history, source = _UNREAD, "state"
         weather = None
         if query.weather is not None:
             weather = on_grid(query.weather, served.step, "weather", max_points=query.horizon + 7 * 86400 // served.step)
-        origin = history.end if history is not None else served.context_end
+        origin = (end if history is _UNREAD else history.end) if history is not None else served.context_end
         if weather is not None and origin is not None and weather.start <= origin:
             raise UserInputError(
                 f"weather must start after the last observation ({iso(origin)}), starts {iso(weather.start)}",
@@ -319,7 +329,30 @@ class ForecastCore:
             token = vintage_token(token, vintage.issued_at if vintage is not None else None)
             plan.key = cache_key(query.region, served.alias, served.tag, token, query.horizon, level)
             plan.cached = self._cache_get(plan)
+        if plan.history is _UNREAD:
+            plan.history = None
+            if plan.cached is None:
+                plan.history = self._state_history(served, degraded)
+                if plan.history is None or plan.history.end != origin:  # the state moved on meanwhile
+                    plan.source, plan.origin, plan.key = ("model", served.context_end, None) \
+                        if plan.history is None else ("state", plan.history.end, None)
         return plan
+
+    def _state_end(self, served: ServedModel, degraded: list[str]) -> int | Series | None:
+        """Epoch seconds of the state's last observation for the region (None: no state)."""
+        if self.state is None:
+            return None
+        last = getattr(self.state, "last_timestamp", None)
+        if last is None:
+            return self._state_history(served, degraded)
+        try:
+            ts = last(served.region)
+        except Exception:  # Redis down: answer from the model's own tail, flagged
+            logger.warning("state store unavailable; forecasting from the model's own history", exc_info=True)
+            degraded.append("state")
+            self.metrics.count("state_error")
+            return None
+        return None if ts is None else int(pd.Timestamp(ts).value // 10**9)
 
     def _state_history(self, served: ServedModel, degraded: list[str]) -> Series | None:
         """Recent observations from the state store, or None when the model's own context is as fresh.

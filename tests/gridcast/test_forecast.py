@@ -333,3 +333,30 @@ def test_a_one_step_forecast_through_the_frame_api_keeps_its_step(region_history
     (fc,) = model.predict_series([SeriesRequest(1)])
     assert fc.step == 3600 and len(fc.mean) == 1
     assert fc.start == int(region_history.index[-1].value // 10**9) + 3600
+
+
+def test_a_cache_hit_from_the_state_reads_no_history(local, region_history):
+    """The README request: the state's last timestamp finds the cached answer; the history is read on a miss only."""
+    from gridcast.cache import InMemoryTTLCache
+    from gridcast.state import InMemoryStateStore
+
+    class CountingState(InMemoryStateStore):
+        reads = 0
+
+        def history(self, region, n=None):
+            CountingState.reads += 1
+            return super().history(region, n)
+
+    state = CountingState()
+    state.add_observations("region-1", region_history.iloc[-400:-100][["load_mw"]])
+    core = ForecastCore(settings=Settings(), catalog=local.catalog, runner=local, state=state,
+                        cache=InMemoryTTLCache())
+    q = ForecastQuery(region="region-1", model="naive", horizon=6)
+    (first,) = core.forecast([q])
+    assert first["history_source"] == "state" and not first["cached"] and CountingState.reads == 1
+    (second,) = core.forecast([q])
+    assert second["cached"] and CountingState.reads == 1  # answered from the last timestamp alone
+    state.add_observations("region-1", region_history.iloc[-100:-99][["load_mw"]])
+    (third,) = core.forecast([q])  # a new point: a new origin, a miss, one more read
+    assert not third["cached"] and CountingState.reads == 2
+    assert pd.Timestamp(third["origin"]) == region_history.index[-100]
