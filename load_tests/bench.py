@@ -515,21 +515,6 @@ def targets_table(latest: dict[str, dict | None]) -> list[str]:
                      f"{m['predict_series_forecasts_per_s']:,} forecasts/s ({m['share_of_network_limit']:.0%} of "
                      f"the network's {m['network_forecasts_per_s']:,})",
                      _verdict(m["predict_series_forecasts_per_s"] >= TARGET_PREDICT_FPS)))
-    rec = latest["variant"]
-    if rec and latest["batching"]:
-        v = rec["variant"]
-        a = {r["users"]: r for r in rec.get("batching", latest["batching"]["batching"])["on"]}.get(64, {})
-        out += ["### One process or two", "", _header(rec), "",
-                f"The same uncached load (`UncachedForecastUser` × 64, {rec['duration_s']} s) against this version "
-                f"(API and models in one process, in-process batcher) and against `{v['ref']}` (the models in a "
-                "second BentoML service behind `bentoml.depends`, BentoML's adaptive batching), each with its own "
-                "quick models, on the same pinned core.", "",
-                "| design | req/s | p50 / p95 / p99 ms | service CPU ms/req | cold start |", "|---|---|---|---|---|",
-                f"| one process (this version) | {_ok_rps(a):.1f} | {_ms(a.get('p50_ms'))} / {_ms(a.get('p95_ms'))} / "
-                f"{_ms(a.get('p99_ms'))} | {a.get('cpu_ms_per_req') or '–'} | "
-                f"{(rec.get('cold_start') or latest['batching'].get('cold_start') or {}).get('on', {}).get('seconds', '–')} s |",
-                f"| two processes (`{v['ref']}`) | {_ok_rps(v):.1f} | {_ms(v['p50_ms'])} / {_ms(v['p95_ms'])} / "
-                f"{_ms(v['p99_ms'])} | {v.get('cpu_ms_per_req') or '–'} | {v['cold_start_s']} s |", ""]
     rec = latest["batch64"]
     if rec:
         x = rec["batch64"]

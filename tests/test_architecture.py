@@ -28,7 +28,6 @@ REASON_WITHIN = 40
 KNOWN_OVER = {
     "gridcast/models/lstm.py",
     "gridcast/state.py",
-    "service/service.py",
     "streaming/bridge.py",
     "training/backtest.py",
 }

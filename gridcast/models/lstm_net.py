@@ -57,24 +57,28 @@ def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np
     """
     enc, dec, base = (np.asarray(a, dtype=np.float32) for a in (enc, dec, base))
     b, steps, _ = enc.shape
+    H = base.shape[1]
     kernel, recurrent, bias = w["lstm/0"], w["lstm/1"], w["lstm/2"]
     u = recurrent.shape[0]
     h = np.zeros((b, u), np.float32)
     c = np.zeros((b, u), np.float32)
-    x_all = enc @ kernel + bias
+    # every product as one 2-D matrix product: numpy runs a stacked (3-D) one about 3x slower
+    x_all = (enc.reshape(b * steps, -1) @ kernel).reshape(b, steps, -1) + bias
     for t in range(steps):
         z = x_all[:, t] + h @ recurrent
         c = _sigmoid(z[:, u:2 * u]) * c + _sigmoid(z[:, :u]) * np.tanh(z[:, 2 * u:3 * u])
         h = _sigmoid(z[:, 3 * u:]) * np.tanh(c)
     context = np.maximum(h @ w["context/0"] + w["context/1"], 0.0)
-    H = base.shape[1]
-    per_lead = (context @ w["lead_context/0"] + w["lead_context/1"]).reshape(b, H, -1)
+    per_lead = (context @ w["lead_context/0"] + w["lead_context/1"]).reshape(b * H, -1)
     # the head's first layer on [decoder, context repeated, per-lead context], without
-    # materialising the repeated context: split the kernel by input block
+    # materialising the repeated context: the kernel split by input block
     k1 = w["head_1/0"]
     n_dec, n_ctx = dec.shape[-1], context.shape[-1]
-    x = dec @ k1[:n_dec] + (context @ k1[n_dec:n_dec + n_ctx])[:, None, :] + per_lead @ k1[n_dec + n_ctx:]
-    x = np.maximum(x + w["head_1/1"], 0.0)
-    x = np.maximum(x @ w["head_2/0"] + w["head_2/1"], 0.0)
-    correction = (x @ w["head_out/0"] + w["head_out/1"])[..., 0]
+    x = (dec.reshape(b * H, n_dec) @ k1[:n_dec] + per_lead @ k1[n_dec + n_ctx:]).reshape(b, H, -1)
+    x += (context @ k1[n_dec:n_dec + n_ctx] + w["head_1/1"])[:, None, :]
+    np.maximum(x, 0.0, out=x)
+    x = x.reshape(b * H, -1) @ w["head_2/0"]
+    x += w["head_2/1"]
+    np.maximum(x, 0.0, out=x)
+    correction = (x @ w["head_out/0"]).reshape(b, H) + w["head_out/1"][0]
     return (base + correction).astype(np.float64)
