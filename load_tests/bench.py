@@ -351,7 +351,7 @@ def render(records: list[dict]) -> str:
                 "CPU time per call (one core). The network call alone is the ceiling; the gap to "
                 "`predict_series` is feature preparation.", "",
                 "| what | ms CPU per batch | forecasts/s on one core |", "|---|---|---|",
-                f"| compiled network call, {m['batch']} prepared inputs | {m['network_ms_per_batch']} | "
+                f"| the network's forward pass alone, {m['batch']} prepared inputs | {m['network_ms_per_batch']} | "
                 f"{m['network_forecasts_per_s']:,} |",
                 f"| `predict_series`, {m['batch']} requests (each its own history) | "
                 f"{m['predict_series_ms_per_batch']} | {m['predict_series_forecasts_per_s']:,} "
@@ -361,7 +361,7 @@ def render(records: list[dict]) -> str:
         b = rec["batching"]
         on = {r["users"]: r for r in b["on"]}
         off = {r["users"]: r for r in b["off"]}
-        out += ["### Uncached LSTM forecasts — adaptive batching ON vs OFF", "", _header(rec), "",
+        out += ["### Uncached LSTM forecasts — batching ON vs OFF", "", _header(rec), "",
                 f"Closed loop ({rec['duration_s']} s per level), req/s = answers that passed every check per "
                 "second (failed requests excluded), each request its own 168–336-point history "
                 "and a horizon of 1–168 steps (`UncachedForecastUser`). Mean batch = model calls per "
