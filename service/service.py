@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import re
 import logging
 import sys
 from typing import Any
@@ -163,7 +162,7 @@ class Gridcast:
 
     def __init__(self) -> None:
         from gridcast.cache import make_cache
-        from gridcast.state import make_state_store
+        from gridcast.stores import make_state_store
         from gridcast.store import load_forecaster
 
         self.settings = s = get_settings()

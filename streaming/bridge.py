@@ -7,7 +7,7 @@ One loop, one batch at a time (aiokafka's ``examples/local_state_consumer.py`` s
 2. validate every message; a bad one goes to ``topic_dead_letter`` with the original
    bytes and the reason + source topic/partition/offset in headers;
 3. write the batch's observations to Redis in one pipelined, idempotent call
-   (:class:`gridcast.state.AsyncRedisStateStore`: keyed by region and timestamp, so a
+   (:class:`gridcast.state_redis.AsyncRedisStateStore`: keyed by region and timestamp, so a
    redelivered message changes nothing);
 4. for every region whose newest complete data point moved on, and for every forecast
    request, compute a forecast (:mod:`streaming.forecasting`), write it to the Redis
@@ -57,7 +57,9 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from gridcast.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
 from gridcast.forecast import vintage_token
 from gridcast.scoring import ForecastRecord, RedisLedger
-from gridcast.state import AsyncRedisStateStore, StateStoreUnavailable, frame_from_rows, make_async_state_store
+from gridcast.state import StateStoreUnavailable, frame_from_rows
+from gridcast.state_redis import AsyncRedisStateStore
+from gridcast.stores import make_async_state_store
 from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
 from streaming.messages import InvalidMessage, parse_observation, parse_request
 from streaming.vintages import parse_weather

@@ -56,7 +56,7 @@ def history_table(region: str, *, settings) -> pd.DataFrame:
         UserInputError: no Redis configured (the embedded store lives inside the service process).
         InsufficientDataError: the store holds nothing for the region.
     """
-    from gridcast.state import make_state_store
+    from gridcast.stores import make_state_store
 
     if not settings.redis_url:
         raise UserInputError("retraining from live history needs GRIDCAST_REDIS_URL (or pass --data)", field="data")

@@ -11,13 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridcast.state import (
-    AsyncRedisStateStore,
-    InMemoryStateStore,
-    RedisStateStore,
-    StateStoreUnavailable,
-    make_state_store,
-)
+from gridcast.state import InMemoryStateStore, StateStoreUnavailable
+from gridcast.stores import make_state_store
+from gridcast.state_redis import AsyncRedisStateStore, RedisStateStore
 from tests import support
 from gridcast.settings import Settings
 

@@ -104,7 +104,7 @@ async def test_a_vintage_changes_the_next_forecast_equals_the_in_process_one_and
 
 
 def test_an_older_vintage_never_replaces_a_newer_one(stream):
-    from gridcast.state import RedisStateStore
+    from gridcast.state_redis import RedisStateStore
     from gridcast.weather import parse_vintage
 
     last = pd.Timestamp("2024-03-01T00:00:00Z")

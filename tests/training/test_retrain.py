@@ -34,7 +34,7 @@ def isolated(tmp_path, monkeypatch):
 
 def test_retrain_from_the_state_store_promotes_only_a_better_model(isolated, capsys):
     from gridcast.models.base import SeasonalNaive
-    from gridcast.state import make_state_store
+    from gridcast.stores import make_state_store
     from gridcast.store import save_model, served_models
     from training.data.synthetic import generate
     from training.retrain_cli import run

@@ -21,7 +21,7 @@ def test_live_view_shows_the_bridges_latest_forecast(redis_service, ui_settings)
     from gridcast.cache import latest_forecast_key, make_cache
     from gridcast.settings import Settings
 
-    from gridcast.state import make_state_store
+    from gridcast.stores import make_state_store
     from gridcast.synthetic import generate
     from gridcast.schema import region_frame
 
