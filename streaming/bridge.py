@@ -36,7 +36,7 @@ short-lived consumer without a group seeks to the offset of (newest observation 
 history window − ``max_future_s``) found with ``offsets_for_times`` and re-applies
 every observation up to the group's position through the same idempotent write.
 Only then does it forecast. The observations topic is created with a retention
-(``retention.ms``) that covers the window with margin (:func:`retention_ms`).
+(``retention.ms``) that covers the window with margin (:func:`streaming.restore.retention_ms`).
 """
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from gridcast.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
-from gridcast.forecast import vintage_token
+from gridcast.forecast import cache_ttl, vintage_token
 from gridcast.scoring import ForecastRecord, RedisLedger
-from gridcast.state import StateStoreUnavailable, frame_from_rows
+from gridcast.state import StateStoreUnavailable
 from gridcast.state_redis import AsyncRedisStateStore
 from gridcast.stores import make_async_state_store
 from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
+from streaming.restore import ensure_topics, restore_window
+from streaming.windows import Windows
 from streaming.messages import InvalidMessage, parse_observation, parse_request
 from streaming.vintages import parse_weather
 from streaming.metrics import BridgeMetrics, PeriodicLog
@@ -87,19 +89,6 @@ def _json_default(obj: Any) -> Any:
     return obj.item() if isinstance(obj, np.generic) else str(obj)
 
 
-#: margin on top of the history window in the observations topic's retention
-RETENTION_MARGIN_S = 7 * 86400
-
-
-def window_s(settings: Settings) -> int:
-    """The history window the state keeps per region, in seconds of data time."""
-    return settings.state_max_points * settings.stream_step_s
-
-
-def retention_ms(settings: Settings) -> int:
-    """``retention.ms`` of the observations topic: the window, the future allowance, a week of margin."""
-    return (window_s(settings) + settings.max_future_s + RETENTION_MARGIN_S) * 1000
-
 
 class _Stopping(Exception):
     """Raised inside a retry loop when the bridge was asked to stop: leave without committing."""
@@ -114,66 +103,6 @@ class _Trigger:
     partition: int
     offset: int
     produced_ms: int
-
-
-class _Windows:
-    """The newest ``n`` rows per region in memory, so a forecast does not re-read Redis.
-
-    Only valid while this bridge is the region's only writer. Every write returns the
-    number of rows Redis holds for the region; a number other than this window expects
-    means someone else wrote (another bridge, around a rebalance), so the window is
-    dropped and read again from Redis. All windows are dropped on every rebalance.
-    """
-
-    def __init__(self, n: int, max_points: int) -> None:
-        self.n = min(n, max_points)
-        self.max_points = max_points
-        self._rows: dict[str, dict[int, dict]] = {}
-        self._held: dict[str, int] = {}
-
-    def clear(self) -> None:
-        self._rows.clear()
-        self._held.clear()
-
-    def apply(self, rows: Mapping[str, list[tuple[int, str]]], written: Mapping[str, tuple[int, int | None, int]]) -> None:
-        for region, (new, _, held) in written.items():
-            window = self._rows.get(region)
-            if window is None:
-                continue
-            if min(self._held[region] + new, self.max_points) != held:
-                logger.info("bridge: %s was written elsewhere; re-reading its window", region)
-                del self._rows[region], self._held[region]
-                continue
-            for epoch, doc in rows[region]:
-                window[epoch] = orjson.loads(doc)
-            if len(window) > self.n:
-                for epoch in sorted(window)[: len(window) - self.n]:
-                    del window[epoch]
-            self._held[region] = held
-
-    async def histories(
-        self, state: AsyncRedisStateStore, regions: Sequence[str], *, keep: set[str]
-    ) -> dict[str, pd.DataFrame]:
-        """Histories of ``regions``; windows are kept only for ``keep`` (regions this bridge writes).
-
-        A region read only to answer a request may be written by another bridge, so its
-        rows are read fresh every time and not kept.
-        """
-        missing = [r for r in regions if r not in self._rows]
-        fresh: dict[str, dict[int, dict]] = {}
-        if missing:
-            for region, (epochs, docs, held) in (await state.tails(missing, self.n)).items():
-                rows = {e: orjson.loads(d) for e, d in zip(epochs, docs, strict=True) if d is not None}
-                if region in keep:
-                    self._rows[region], self._held[region] = rows, held
-                else:
-                    fresh[region] = rows
-        out = {}
-        for region in regions:
-            window = self._rows.get(region, fresh.get(region, {}))
-            epochs = sorted(window)
-            out[region] = frame_from_rows(epochs, [window[e] for e in epochs])
-        return out
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -224,7 +153,7 @@ class Bridge:
         self._stopping = asyncio.Event()
         self._origin: dict[str, int] = {}  # region -> origin (epoch) of the last forecast published
         steps = s.max_history_points if s.forecast_via != "naive" else 14 * 86400 // s.stream_step_s
-        self._windows = _Windows(steps, s.state_max_points)
+        self._windows = Windows(steps, s.state_max_points)
         self._next_offset: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._commit_task: asyncio.Task | None = None
@@ -385,26 +314,7 @@ class Bridge:
                 self.metrics.set_lag(f"{tp.topic}[{tp.partition}]", max(0, high - self._next_offset[tp]))
 
     async def _ensure_topics(self) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        s = self.settings
-        wanted = [s.topic_observations, s.topic_requests, s.topic_forecasts, s.topic_dead_letter, s.topic_weather]
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10_000)
-        try:
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [t for t in wanted if t not in existing]
-            if missing:
-                # replication factor 1: the project's broker is a single node (scripts/kafka.sh).
-                # The observations topic is the state's log: it keeps at least the history window.
-                await admin.create_topics([
-                    NewTopic(t, s.topic_partitions, 1, topic_configs=(
-                        {"retention.ms": str(retention_ms(s))} if t == s.topic_observations else {}))
-                    for t in missing
-                ])
-                logger.info("bridge: created topics %s with %d partitions", ", ".join(missing), s.topic_partitions)
-        finally:
-            await admin.close()
+        await ensure_topics(self.settings)
 
     # ---- restore from the log ------------------------------------------------------------
     async def _check_assigned(self, consumer: AIOKafkaConsumer) -> None:
@@ -421,82 +331,14 @@ class Bridge:
         self._to_check.clear()
 
     async def _restore(self, upto: Mapping[TopicPartition, int]) -> None:
-        """Re-apply each partition's history window, up to (not including) its offset, from Kafka.
-
-        Where to start: the newest observation before ``upto`` gives the data time the
-        window ends at; ``offsets_for_times(newest - window - max_future_s)`` the first
-        offset that may hold a row of it (a message is produced at the earliest
-        ``max_future_s`` before its timestamp, or it is dead-lettered). Partitions whose
-        log starts later (retention) start at their beginning. A missing or invalid
-        newest observation means "read the whole retained log".
-        """
-        s = self.settings
+        """Re-apply each partition's history window from Kafka (:func:`streaming.restore.restore_window`)."""
         self._windows.clear()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-            max_partition_fetch_bytes=4 * 1024 * 1024, request_timeout_ms=30_000,
-        )
-        await consumer.start()
-        try:
-            tps = sorted(upto, key=lambda tp: tp.partition)
-            consumer.assign(tps)
-            begin = await consumer.beginning_offsets(tps)
-            wanted = {tp: upto[tp] for tp in tps if upto[tp] > begin[tp]}
-            if not wanted:
-                return
-            starts: dict[TopicPartition, int] = {}
-            for tp, end in wanted.items():
-                newest = await self._epoch_at(consumer, tp, end - 1)
-                starts[tp] = begin[tp]
-                if newest is not None:
-                    target_ms = max(0, (newest - window_s(s) - s.max_future_s) * 1000)
-                    found = (await consumer.offsets_for_times({tp: target_ms}))[tp]
-                    starts[tp] = max(begin[tp], found.offset if found is not None else end)
-            total = 0
-            for tp, end in wanted.items():
-                total += await self._reapply(consumer, tp, starts[tp], end)
+        total, spans = await restore_window(self.settings, self.state, upto, clock=self.clock)
+        if spans:
             self.restores += 1
             self.restored_messages += total
             logger.warning("bridge: Redis was behind Kafka; restored %d observations of %s", total,
-                           ", ".join(f"{tp.topic}[{tp.partition}]@{starts[tp]}..{end}" for tp, end in wanted.items()))
-        finally:
-            await consumer.stop()
-
-    async def _epoch_at(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> int | None:
-        """The data timestamp of the observation at ``offset`` (None if it is invalid or gone)."""
-        consumer.seek(tp, offset)
-        batch = await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
-        for msg in batch.get(tp, []):
-            try:
-                return parse_observation(msg.value, settings=self.settings, now_s=self.clock()).epoch
-            except InvalidMessage:
-                return None
-        return None
-
-    async def _reapply(self, consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int) -> int:
-        """Write the valid observations of ``tp`` in ``[start, end)`` again (idempotent, trimmed)."""
-        consumer.seek(tp, start)
-        n = 0
-        position = start
-        while position < end:
-            batch = await consumer.getmany(tp, timeout_ms=10_000, max_records=self.settings.stream_max_records)
-            msgs = [m for m in batch.get(tp, []) if m.offset < end]
-            if not batch.get(tp):
-                if await consumer.position(tp) >= end:
-                    break  # only control records were left
-                raise KafkaError(f"restore of {tp.topic}[{tp.partition}] stalled at offset {position}")
-            rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
-            now = self.clock()
-            for msg in msgs:
-                try:
-                    obs = parse_observation(msg.value, settings=self.settings, now_s=now)
-                except InvalidMessage:
-                    continue  # dead-lettered when it was first consumed
-                rows[obs.region].append((obs.epoch, obs.doc))
-            await self.state.add_many(rows)
-            n += len(msgs)
-            position = await consumer.position(tp)
-        return n
+                           ", ".join(f"{tp.topic}[{tp.partition}]@{a}..{z}" for tp, (a, z) in spans.items()))
 
     # ---- one batch -------------------------------------------------------------------
     async def _handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
@@ -631,10 +473,9 @@ class Bridge:
         self.metrics.inc("requests_answered", answered)
 
     def _ttl(self, origin: pd.Timestamp) -> int:
-        """Until the next data point is due (origin + 2 steps), capped by ``cache_ttl_s``."""
-        due = origin.timestamp() + 2 * self.settings.stream_step_s
-        left = due - self.clock()
-        return int(min(self.settings.cache_ttl_s, left)) if left >= 1 else self.settings.cache_ttl_s
+        """The cache TTL rule of the forecast path (:func:`gridcast.forecast.cache_ttl`)."""
+        return cache_ttl(int(origin.timestamp()), self.settings.stream_step_s, now=self.clock(),
+                         cap=self.settings.cache_ttl_s)
 
 
 async def run_bridge(settings: Settings) -> BridgeMetrics:

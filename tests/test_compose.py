@@ -191,7 +191,7 @@ def test_redis_persists_with_the_append_only_file_like_scripts_redis_sh(services
 
 
 def test_observation_retention_covers_the_history_window(services):
-    from streaming.bridge import retention_ms, window_s
+    from streaming.restore import retention_ms, window_s
 
     s = Settings()
     created = services["kafka-topics"]["command"][0]
