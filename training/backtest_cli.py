@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from training.backtest import BacktestConfig, plot_results, render_table, run_backtest
+    from training.backtest import BacktestConfig, run_backtest
+    from training.backtest_report import plot_results, render_table
     from gridcast.errors import UserInputError
     from gridcast.schema import REGION, read_table, region_frame
     from gridcast.settings import get_settings

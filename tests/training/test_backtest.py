@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.backtest import BacktestConfig, Origin, future_weather, make_origins, noise_sigma, run_backtest, score
+from training.backtest import BacktestConfig, Origin, future_weather, make_origins, noise_sigma, run_backtest
+from training.backtest_report import score
 from training.cli import main
 from gridcast.errors import UserInputError
 from gridcast.models.base import SeasonalNaive
