@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("gridcast", "service", "streaming", "ui", "training")
@@ -23,11 +22,6 @@ MAX_LINES = 500
 #: a file may run longer when one of its first lines says why
 REASON = re.compile(r"^# one piece: \S")
 REASON_WITHIN = 40
-#: over the limit today, each waiting for its owner's split or reason (issue 13). The
-#: list only shrinks: a file listed here that fits again fails the test until removed.
-KNOWN_OVER = {
-    "gridcast/models/lstm.py",
-}
 
 
 def lint_imports() -> subprocess.CompletedProcess[str]:
@@ -54,15 +48,9 @@ def _sizes() -> dict[str, tuple[int, bool]]:
 
 def test_no_file_over_the_limit_without_a_reason():
     sizes = _sizes()
-    over = sorted(p for p, (n, reasoned) in sizes.items() if n > MAX_LINES and not reasoned and p not in KNOWN_OVER)
+    over = sorted(p for p, (n, reasoned) in sizes.items() if n > MAX_LINES and not reasoned)
     assert not over, (f"over {MAX_LINES} lines without a '# one piece: <reason>' line near the top: "
                       + ", ".join(f"{p} ({sizes[p][0]})" for p in over))
-
-
-@pytest.mark.parametrize("path", sorted(KNOWN_OVER))
-def test_known_long_files_are_still_long(path):
-    n, reasoned = _sizes()[path]
-    assert n > MAX_LINES and not reasoned, f"{path} fits now ({n} lines or a reason): remove it from KNOWN_OVER"
 
 
 def test_the_bento_carries_only_what_the_service_runs():

@@ -48,7 +48,6 @@ import numpy as np
 import pandas as pd
 
 from gridcast.errors import InsufficientDataError, UserInputError
-from gridcast.features import COOLING_BASE_C, HEATING_BASE_C, calendar_features
 from gridcast.errors import GridcastError
 from gridcast.models.base import (
     Forecast,
@@ -59,39 +58,32 @@ from gridcast.models.base import (
     fill_gaps,
     interval_columns,
 )
-from gridcast.models.lstm_net import NET_LAYERS, build_network, forward
+from gridcast.models.lstm_features import calendar, inputs, lag_periods
+from gridcast.models.lstm_net import (
+    FLAGS,
+    MAX_MISSING_SHARE,
+    NET_LAYERS,
+    WEATHER_TERMS,
+    build_network,
+    forward,
+    grid_quantile,
+)
 from gridcast.series import Series
-from gridcast.schema import LOAD, TEMPERATURE, infer_freq, regular, steps_per_day
+from gridcast.schema import LOAD, TEMPERATURE
 
 if TYPE_CHECKING:
     from gridcast.settings import Settings
 
 log = logging.getLogger(__name__)
-# TensorFlow's C++ start-up chatter (oneDNN notices, CPU-feature hints) buries the
-# CLI's own output; set before TensorFlow is first imported (a user's value wins)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-#: Fourier orders for the LSTM's calendar terms (a finer daily shape than the default)
-FOURIER: dict[str, tuple[float, int]] = {"daily": (1.0, 4), "weekly": (7.0, 3), "annual": (365.25, 2)}
-#: annual terms only when the training data covers this many days: on a few months
-#: they act as a trend the network extrapolates wildly
-ANNUAL_MIN_DAYS = 2 * 365
-#: holiday flags only with a year of data: from a few months the network learns one
-#: holiday's dip (Tết's, say) and applies it to every other public holiday
-HOLIDAY_MIN_DAYS = 365
-#: calendar columns used besides the Fourier terms (numeric ``hour``/``month`` are left out)
-FLAGS = ("is_weekend", "holiday", "holiday_eve", "holiday_after")
-#: weather terms used (from weather_features); other weather columns are ignored
-WEATHER_TERMS = (TEMPERATURE, "hdd", "cdd")
-#: probabilities of the conformal quantile grid
-QUANTILE_PROBS = np.round(np.linspace(0.005, 0.995, 199), 6)
 MODEL_FILE = "lstm.keras"
 ARRAYS_FILE = "lstm_arrays.npz"
 #: the network's weights as arrays (what forecasting reads: no TensorFlow needed)
 WEIGHTS_FILE = "lstm_weights.npz"
-#: an input window may miss at most this share of its load values (filled) before the
-#: forecast is refused and the caller falls back
-MAX_MISSING_SHARE = 0.25
+# TensorFlow's C++ start-up chatter (oneDNN notices, CPU-feature hints) buries the
+# CLI's own output; set before TensorFlow is first imported (a user's value wins)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 
 class LSTMForecaster(Forecaster):
@@ -185,240 +177,21 @@ class LSTMForecaster(Forecaster):
         self.__dict__.pop("_q_cache", None)
 
     # -- features -------------------------------------------------------------------
-    def _calendar(self, index: pd.DatetimeIndex) -> np.ndarray:
-        country = self.params["country"] if self.holidays_ else None
-        cal = calendar_features(index, country=country, tz=self.params["tz"], fourier=self.fourier_)
-        fourier_cols = [c for c in cal.columns if c.startswith(("sin_", "cos_"))]
-        weekday = np.eye(7, dtype=np.float32)[cal["weekday"].to_numpy().astype(int)]
-        return np.hstack([cal[fourier_cols + list(FLAGS)].to_numpy(np.float32), weekday])
-
-    def _weather(self, temps: np.ndarray) -> np.ndarray:
-        """Scaled weather terms for an array of temperatures (°C, NaN = unknown → 0).
-
-        The terms of :func:`gridcast.features.weather_features` (temperature, heating and
-        cooling degrees), computed on the array directly: this runs for every batch.
-        """
-        t = np.asarray(temps, dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            terms = np.stack([(t - self.temp_mean_) / self.temp_std_,
-                              np.maximum(0.0, HEATING_BASE_C - t) / 10.0,
-                              np.maximum(0.0, t - COOLING_BASE_C) / 10.0], axis=-1)
-        return np.nan_to_num(terms, nan=0.0).astype(np.float32)
-
-    def _lag_periods(self) -> list[int]:
-        return [p for p in (self.spd_, 7 * self.spd_) if p <= self.window_]
-
-    def _inputs(
-        self,
-        load: np.ndarray,
-        past_temp: np.ndarray,
-        past_cal: np.ndarray,
-        fut_cal: np.ndarray,
-        fut_temp: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Encoder and decoder arrays for a batch of samples.
-
-        Args:
-            load: (B, L) input-window loads (no NaN).
-            past_temp: (B, L) observed temperatures (NaN = unknown).
-            past_cal: (B, D, C) calendar at the end of each day block.
-            fut_cal: (B, H, C) calendar of the target steps.
-            fut_temp: (B, H) future temperatures (NaN = not given).
-
-        Returns:
-            encoder (B, D, spd + C + 2), decoder (B, H, C + 4 + lags + 2), base (B, H): the
-            seasonal-naive ratio the network corrects (same step last week, or yesterday
-            with a shorter window), level (B,).
-        """
-        b, L = load.shape
-        d, spd, H = self.params["input_days"], self.spd_, self.H_
-        level = load.mean(axis=1)
-        ratio = (load / level[:, None] - 1.0).astype(np.float32)
-        blocks = ratio.reshape(b, d, spd)
-        t_blocks = past_temp.reshape(b, d, spd)
-        t_known = np.isfinite(t_blocks)
-        n_known = t_known.sum(-1)
-        t_mean = np.where(t_known, t_blocks, 0.0).sum(-1) / np.maximum(n_known, 1)
-        t_scaled = np.where(n_known > 0, (t_mean - self.temp_mean_) / self.temp_std_, 0.0).astype(np.float32)
-        encoder = np.concatenate(
-            [blocks, past_cal, t_scaled[..., None], t_known.mean(-1, dtype=np.float32)[..., None]], axis=-1
-        )
-        lead = np.arange(1, H + 1)
-        lags, weather_change = [], []
-        both_weather = self._weather(np.concatenate([past_temp, fut_temp], axis=1))
-        past_weather, fut_weather = both_weather[:, :L], both_weather[:, L:]
-        fut_known = np.isfinite(fut_temp)
-        past_known = np.isfinite(past_temp)
-        for p in self._lag_periods():
-            pos = L - 1 + lead - p * np.ceil(lead / p).astype(int)  # index into the window
-            lags.append(ratio[:, pos])
-            # the weather change since the lagged step: what the correction to a lag
-            # forecast mostly depends on (zero where either side is unknown)
-            both = (fut_known & past_known[:, pos])[..., None]
-            weather_change.append(np.where(both, fut_weather - past_weather[:, pos], 0.0))
-        lags.append(np.repeat(ratio[:, -1:], H, axis=1))  # the last observed value
-        decoder = np.concatenate(
-            [
-                fut_cal,
-                fut_weather,
-                fut_known.astype(np.float32)[..., None],
-                *weather_change,
-                np.stack(lags, axis=-1),
-                np.broadcast_to((lead / H).astype(np.float32), (b, H))[..., None],
-            ],
-            axis=-1,
-        )
-        base = lags[-2] if len(lags) > 1 else lags[-1]
-        return encoder.astype(np.float32), decoder.astype(np.float32), base.astype(np.float32), level
-
-    # -- network --------------------------------------------------------------------
     def _build(self, enc_shape: tuple[int, int], dec_shape: tuple[int, int]):
         return build_network(enc_shape, dec_shape, units=self.params["units"], horizon=self.H_,
                              learning_rate=self.params["learning_rate"])
 
     # -- training -------------------------------------------------------------------
     def fit(self, history: pd.DataFrame) -> Self:
-        """Train on one region's frame (``load_mw`` + optional ``temperature_c``).
+        """Train on one region's frame (``load_mw`` + optional ``temperature_c``): see
+        :func:`gridcast.models.lstm_training.fit_lstm` (training code a served model never imports).
 
         Raises:
             InsufficientDataError: too short for one window plus validation.
         """
-        import keras
-        import tensorflow as tf
+        from gridcast.models.lstm_training import fit_lstm
 
-        p = self.params
-        frame = regular(history)
-        self.freq_ = infer_freq(frame.index)
-        self.spd_ = steps_per_day(self.freq_)
-        self.window_ = p["input_days"] * self.spd_
-        self.H_ = int(p["horizon_steps"])
-        L, H = self.window_, self.H_
-        span_days = (frame.index[-1] - frame.index[0]) / pd.Timedelta(days=1)
-        self.fourier_ = {k: v for k, v in FOURIER.items() if k != "annual" or span_days >= ANNUAL_MIN_DAYS}
-        self.holidays_ = bool(span_days >= HOLIDAY_MIN_DAYS)
-        y = frame[LOAD].to_numpy(float)
-        temp = frame[TEMPERATURE].to_numpy(float) if TEMPERATURE in frame else np.full(len(frame), np.nan)
-        finite_t = temp[np.isfinite(temp)]
-        self.temp_mean_ = float(finite_t.mean()) if finite_t.size else 0.0
-        self.temp_std_ = float(finite_t.std()) if finite_t.size > 1 and finite_t.std() > 0 else 1.0
-        origins = np.arange(L - 1, len(y) - H)
-        if len(origins) < 20:
-            raise InsufficientDataError(
-                f"LSTM needs at least {L + H + 20} steps ({p['input_days']} days input + {H} steps output), "
-                f"got {len(y)}"
-            )
-        y_filled = pd.Series(y).ffill().bfill().to_numpy()
-        # a window may be filled, a target may not: drop samples with missing targets
-        # or mostly-missing windows
-        missing = np.isnan(y)
-        cum = np.concatenate([[0], np.cumsum(missing)])
-        win_missing = (cum[origins + 1] - cum[origins + 1 - L]) / L
-        tgt_missing = cum[origins + 1 + H] - cum[origins + 1]
-        origins = origins[(win_missing <= MAX_MISSING_SHARE) & (tgt_missing == 0)]
-        if len(origins) < 20:
-            raise InsufficientDataError(f"LSTM: only {len(origins)} windows without missing targets; "
-                                        "repair gaps (gridcast data check) or give more history")
-        n_val = max(10, int(len(origins) * p["val_fraction"]))
-        val_start = origins[-n_val]
-        val_origins = origins[origins >= val_start]
-        # purge: no training target may reach into the validation period
-        train_origins = origins[origins + H < val_start][:: p["stride"]]
-        if len(train_origins) < 10:
-            raise InsufficientDataError(f"LSTM: only {len(train_origins)} training windows; give more history")
-        calendar = self._calendar(frame.index)
-        rng = np.random.default_rng(p["seed"])
-        train = self._samples(y_filled, temp, calendar, train_origins, rng, mode="augment")
-        val = self._samples(y_filled, temp, calendar, val_origins, rng, mode="augment")
-
-        keras.utils.set_random_seed(p["seed"])
-        tf.config.experimental.enable_op_determinism()
-        self.model_ = self._build(train[0].shape[1:], train[1].shape[1:])
-        log.info("LSTM: %d training / %d validation windows, %d params", len(train_origins), len(val_origins),
-                 self.model_.count_params())
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=p["patience"], restore_best_weights=True)
-        hist = self.model_.fit(
-            list(train[:3]), train[3], validation_data=(list(val[:3]), val[3]),
-            epochs=p["epochs"], batch_size=p["batch_size"], shuffle=True, callbacks=[stop], verbose=p["verbose"],
-        )
-        self.epochs_run_ = len(hist.history["loss"])
-        self.val_loss_ = float(min(hist.history["val_loss"]))
-
-        # split-conformal calibration on the validation windows: with a forecast-like
-        # weather error, and without weather
-        self.quantiles_ = {}
-        for name, mode in (("weather", "noisy"), ("no_weather", "none")):
-            enc, dec, base, target, level = self._samples(y_filled, temp, calendar, val_origins, rng, mode=mode,
-                                                          with_level=True)
-            pred = 1.0 + self._run(enc, dec, base)
-            actual = 1.0 + target
-            self.quantiles_[name] = _conformal_grid(actual / pred - 1.0, self.spd_)
-
-        if p["refit_full"]:
-            # the validation split is the most recent data: once it has chosen the
-            # epoch count and calibrated the intervals, train again on everything for
-            # that many epochs (the held-out calibration stays valid, if a little
-            # conservative, for a model that has seen more data)
-            self.best_epochs_ = int(np.argmin(hist.history["val_loss"])) + 1
-            all_origins = origins[:: p["stride"]]
-            full = self._samples(y_filled, temp, calendar, all_origins, rng, mode="augment")
-            keras.utils.set_random_seed(p["seed"])
-            self.model_ = self._build(full[0].shape[1:], full[1].shape[1:])
-            log.info("LSTM: refit on all %d windows for %d epochs", len(all_origins), self.best_epochs_)
-            self.model_.fit(list(full[:3]), full[3], epochs=self.best_epochs_, batch_size=p["batch_size"],
-                            shuffle=True, verbose=p["verbose"])
-        self.context_ = frame.iloc[-L:][[c for c in (LOAD, TEMPERATURE) if c in frame]].copy()
-        self.feature_spec_ = self._feature_spec()
-        self.__dict__.pop("_ctx", None)
-        return self
-
-    def _samples(
-        self,
-        y: np.ndarray,
-        temp: np.ndarray,
-        calendar: np.ndarray,
-        origins: np.ndarray,
-        rng: np.random.Generator,
-        *,
-        mode: str,
-        with_level: bool = False,
-    ):
-        """Training/validation arrays for ``origins`` (index of each window's last step).
-
-        ``mode``: ``augment`` (random weather error, some samples without weather),
-        ``noisy`` (a medium forecast-like error for all), ``none`` (no future weather).
-        """
-        L, H, spd = self.window_, self.H_, self.spd_
-        d = self.params["input_days"]
-        past = origins[:, None] + np.arange(-L + 1, 1)
-        fut = origins[:, None] + np.arange(1, H + 1)
-        block_ends = origins[:, None] - spd * np.arange(d - 1, -1, -1)
-        fut_temp = temp[fut] + self._weather_error(len(origins), rng, mode)
-        if mode == "none":
-            fut_temp[:] = np.nan
-        past_temp = temp[past].copy()
-        if mode == "augment":
-            drop_past = rng.random(len(origins)) < self.params["weather_dropout"] / 2
-            past_temp[drop_past] = np.nan
-        enc, dec, base, level = self._inputs(y[past], past_temp, calendar[block_ends], calendar[fut], fut_temp)
-        target = (y[fut] / level[:, None] - 1.0).astype(np.float32)
-        return (enc, dec, base, target, level) if with_level else (enc, dec, base, target)
-
-    def _weather_error(self, n: int, rng: np.random.Generator, mode: str) -> np.ndarray:
-        """A forecast-like temperature error (°C): a bias plus a random walk in lead."""
-        H, spd = self.H_, self.spd_
-        if mode == "none":
-            return np.zeros((n, H))
-        scale = self.params["weather_noise_c"]
-        if mode == "augment":
-            sigma = rng.uniform(0.0, scale, n)[:, None]
-            sigma[rng.random(n) < 0.2] = 0.0  # some samples see perfect weather
-        else:
-            sigma = np.full((n, 1), scale / 2)
-        walk = np.cumsum(rng.normal(0.0, 1.0 / np.sqrt(spd), (n, H)), axis=1)
-        err = sigma * (rng.normal(0.0, 1.0, (n, 1)) + walk) / np.sqrt(2)
-        if mode == "augment":
-            err[rng.random(n) < self.params["weather_dropout"]] = np.nan
-        return err
+        return fit_lstm(self, history)
 
     # -- the network's forward pass ----------------------------------------------------
     @property
@@ -492,7 +265,7 @@ class LSTMForecaster(Forecaster):
                     start -= start % step
                     index = pd.date_range(pd.Timestamp(start, unit="s", tz="UTC"),
                                           pd.Timestamp(end, unit="s", tz="UTC"), freq=f"{step}s")
-                    table = (start, int(index[-1].value // 10**9), self._calendar(index))
+                    table = (start, int(index[-1].value // 10**9), calendar(self, index))
                     self._cal_table = table
         return table[2][(epochs - table[0]) // step]
 
@@ -545,7 +318,7 @@ class LSTMForecaster(Forecaster):
         if key not in cache:
             grid = self.quantiles_["weather" if has_weather else "no_weather"]
             alpha = 1 - level / 100
-            cache[key] = (_grid_quantile(grid, alpha / 2), _grid_quantile(grid, 1 - alpha / 2))
+            cache[key] = (grid_quantile(grid, alpha / 2), grid_quantile(grid, 1 - alpha / 2))
         return cache[key]
 
     def predict(
@@ -614,7 +387,7 @@ class LSTMForecaster(Forecaster):
         offsets = np.concatenate([-spd * step * np.arange(d - 1, -1, -1), step * np.arange(1, H + 1)])
         calendar = self._calendar_rows(last[:, None] + offsets[None, :])
         fut_temp = np.stack(futs)
-        enc, dec, base, level = self._inputs(np.stack(loads), np.stack(temps), calendar[:, :d], calendar[:, d:],
+        enc, dec, base, level = inputs(self, np.stack(loads), np.stack(temps), calendar[:, :d], calendar[:, d:],
                                              fut_temp)
         mean_all = level[:, None] * (1.0 + self._run(enc, dec, base))
         for k, i in enumerate(ok):
@@ -656,7 +429,7 @@ class LSTMForecaster(Forecaster):
             "decoder": "calendar_features (Fourier " + json.dumps(self.fourier_) + f", {', '.join(FLAGS)}, weekday), "
                        f"weather_features ({', '.join(WEATHER_TERMS)}) + presence flag + their change since each "
                        "lagged step, load ratio lags "
-                       f"{self._lag_periods()} steps and last value, lead",
+                       f"{lag_periods(self)} steps and last value, lead",
             "country": self.params["country"],
             "holidays": self.holidays_,
             "tz": self.params["tz"],
@@ -712,28 +485,3 @@ class LSTMForecaster(Forecaster):
         with np.load(directory / ARRAYS_FILE) as arrays:
             self.quantiles_ = {k[2:]: arrays[k] for k in arrays.files}
         self._reset_caches()
-
-
-def _conformal_grid(residuals: np.ndarray, spd: int) -> np.ndarray:
-    """Per-lead quantiles of relative residuals, pooled over neighbouring leads.
-
-    Pooling a few leads either side (an eighth of a day) steadies the tails when the
-    validation split is short; leads that close have near-identical error.
-    """
-    n, H = residuals.shape
-    k = max(1, spd // 8)
-    grid = np.empty((H, len(QUANTILE_PROBS)))
-    for j in range(H):
-        pool = residuals[:, max(0, j - k): j + k + 1].reshape(-1)
-        grid[j] = np.quantile(pool, QUANTILE_PROBS)
-    return grid
-
-
-def _grid_quantile(grid: np.ndarray, prob: float) -> np.ndarray:
-    """Interpolate each lead's quantile at ``prob`` (clipped to the grid's range)."""
-    prob = float(np.clip(prob, QUANTILE_PROBS[0], QUANTILE_PROBS[-1]))
-    i = int(np.searchsorted(QUANTILE_PROBS, prob))
-    if QUANTILE_PROBS[i] == prob or i == 0:
-        return grid[:, i]
-    w = (prob - QUANTILE_PROBS[i - 1]) / (QUANTILE_PROBS[i] - QUANTILE_PROBS[i - 1])
-    return grid[:, i - 1] * (1 - w) + grid[:, i] * w

@@ -11,6 +11,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from gridcast.schema import TEMPERATURE
+
+#: Fourier orders for the LSTM's calendar terms (a finer daily shape than the default)
+FOURIER: dict[str, tuple[float, int]] = {"daily": (1.0, 4), "weekly": (7.0, 3), "annual": (365.25, 2)}
+#: annual terms only when the training data covers this many days: on a few months
+#: they act as a trend the network extrapolates wildly
+ANNUAL_MIN_DAYS = 2 * 365
+#: holiday flags only with a year of data: from a few months the network learns one
+#: holiday's dip (Tết's, say) and applies it to every other public holiday
+HOLIDAY_MIN_DAYS = 365
+#: calendar columns used besides the Fourier terms (numeric ``hour``/``month`` are left out)
+FLAGS = ("is_weekend", "holiday", "holiday_eve", "holiday_after")
+#: weather terms used (from weather_features); other weather columns are ignored
+WEATHER_TERMS = (TEMPERATURE, "hdd", "cdd")
+#: probabilities of the conformal quantile grid
+QUANTILE_PROBS = np.round(np.linspace(0.005, 0.995, 199), 6)
+#: an input window may miss at most this share of its load values (filled) before the
+#: forecast is refused and the caller falls back
+MAX_MISSING_SHARE = 0.25
+
 #: the layers with weights, in the order of the forward pass (names given in :func:`build_network`)
 NET_LAYERS = ("lstm", "context", "lead_context", "head_1", "head_2", "head_out")
 
@@ -82,3 +102,28 @@ def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np
     np.maximum(x, 0.0, out=x)
     correction = (x @ w["head_out/0"]).reshape(b, H) + w["head_out/1"][0]
     return (base + correction).astype(np.float64)
+
+
+def conformal_grid(residuals: np.ndarray, spd: int) -> np.ndarray:
+    """Per-lead quantiles of relative residuals, pooled over neighbouring leads.
+
+    Pooling a few leads either side (an eighth of a day) steadies the tails when the
+    validation split is short; leads that close have near-identical error.
+    """
+    n, H = residuals.shape
+    k = max(1, spd // 8)
+    grid = np.empty((H, len(QUANTILE_PROBS)))
+    for j in range(H):
+        pool = residuals[:, max(0, j - k): j + k + 1].reshape(-1)
+        grid[j] = np.quantile(pool, QUANTILE_PROBS)
+    return grid
+
+
+def grid_quantile(grid: np.ndarray, prob: float) -> np.ndarray:
+    """Interpolate each lead's quantile at ``prob`` (clipped to the grid's range)."""
+    prob = float(np.clip(prob, QUANTILE_PROBS[0], QUANTILE_PROBS[-1]))
+    i = int(np.searchsorted(QUANTILE_PROBS, prob))
+    if QUANTILE_PROBS[i] == prob or i == 0:
+        return grid[:, i]
+    w = (prob - QUANTILE_PROBS[i - 1]) / (QUANTILE_PROBS[i] - QUANTILE_PROBS[i - 1])
+    return grid[:, i - 1] * (1 - w) + grid[:, i] * w
