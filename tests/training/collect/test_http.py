@@ -45,6 +45,26 @@ def test_500_gives_up_after_max_retries_with_growing_backoff(make_client, sleeps
     assert all(0 <= s <= cap for s, cap in zip(sleeps, caps, strict=True))
 
 
+def test_backoff_grows_with_every_attempt_up_to_its_cap(settings):
+    """With the jitter at its top, the waits are exactly base·2^n, capped: zero waits would fail this."""
+    import random
+
+    from training.collect.http import HttpClient, RetryPolicy
+
+    class Highest(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    waits: list[float] = []
+    policy = RetryPolicy(5, 1.0, 10.0)
+    client = HttpClient.from_settings(settings, "test", sleep=waits.append, rng=Highest(), retry=policy)
+    with respx.mock:
+        respx.get(URL).mock(return_value=httpx.Response(503))
+        with pytest.raises(SourceError):
+            client.get(URL, {})
+    assert waits == [1.0, 2.0, 4.0, 8.0, 10.0]
+
+
 @pytest.mark.parametrize("status", [401, 403], ids=["401", "403"])
 def test_auth_error_is_immediate_and_names_the_variable(make_client, sleeps, status):
     with respx.mock:
