@@ -82,3 +82,16 @@ def app():
         asgi = Gridcast.to_asgi()
     get_settings.cache_clear()
     return asgi
+
+
+@pytest.fixture
+def client(served_env, app):
+    """A fresh service instance (lifespan start-up) with fresh state and cache per test."""
+    from starlette.testclient import TestClient
+
+    from gridcast.settings import get_settings
+
+    get_settings.cache_clear()
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+    get_settings.cache_clear()

@@ -15,17 +15,6 @@ from starlette.testclient import TestClient
 from tests.service.conftest import observations
 
 
-@pytest.fixture
-def client(served_env, app):
-    """A fresh service instance (lifespan start-up) with fresh state and cache per test."""
-    from gridcast.settings import get_settings
-
-    get_settings.cache_clear()
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-    get_settings.cache_clear()
-
-
 def test_forecast_lstm_answers_24_points_with_intervals(client):
     r = client.post("/forecast", json={"region": "region-1", "model": "lstm", "horizon": 24})
     assert r.status_code == 200, r.text

@@ -7,17 +7,6 @@ sends; the UI's data-quality tab is such a client. Errors are ``{error, detail, 
 from __future__ import annotations
 
 import pytest
-from starlette.testclient import TestClient
-
-
-@pytest.fixture
-def client(served_env, app):
-    from gridcast.settings import get_settings
-
-    get_settings.cache_clear()
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-    get_settings.cache_clear()
 
 
 def _csv(rows: list[tuple[str, float, float]]) -> str:

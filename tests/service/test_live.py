@@ -14,16 +14,6 @@ from starlette.testclient import TestClient
 from tests.service.conftest import observations
 
 
-@pytest.fixture
-def client(served_env, app):
-    from gridcast.settings import get_settings
-
-    get_settings.cache_clear()
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-    get_settings.cache_clear()
-
-
 def live_of(client: TestClient, region: str, alias: str) -> dict:
     return next(m["live"] for m in client.get("/models").json()["models"] if (m["region"], m["alias"]) == (region, alias))
 

@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from starlette.testclient import TestClient
 
 from tests.service.conftest import observations
-
-
-@pytest.fixture
-def client(served_env, app):
-    from gridcast.settings import get_settings
-
-    get_settings.cache_clear()
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-    get_settings.cache_clear()
 
 
 async def test_the_bridges_batched_forecasts_equal_the_http_answers(client, recent_frame):

@@ -8,7 +8,6 @@ increasing, weather after the history), configured in ``schemathesis.toml`` besi
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
