@@ -83,6 +83,7 @@ class Phase:
             "GRIDCAST_TOPIC_REQUESTS": f"bench{uid}.req",
             "GRIDCAST_TOPIC_FORECASTS": f"bench{uid}.fc",
             "GRIDCAST_TOPIC_DEAD_LETTER": f"bench{uid}.dl",
+            "GRIDCAST_TOPIC_WEATHER": f"bench{uid}.wx",
             "GRIDCAST_CONSUMER_GROUP": f"bench{uid}",
             "GRIDCAST_REDIS_KEY_PREFIX": self.prefix,
             "GRIDCAST_STREAM_METRICS_EVERY_S": "5",

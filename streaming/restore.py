@@ -32,8 +32,24 @@ def retention_ms(settings: Settings) -> int:
     return (window_s(settings) + settings.max_future_s + RETENTION_MARGIN_S) * 1000
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Per topic, the configs it is created with (topics not named get the broker's defaults).
+
+    * the observations topic is the state's log: it keeps at least the history window
+      (``retention.ms``, :func:`retention_ms`);
+    * the weather-forecast topic is compacted (``cleanup.policy=compact``, key = region):
+      only a region's newest vintage matters, so the log keeps the latest message per
+      region for as long as the topic lives instead of deleting it after the
+      broker's retention.
+    """
+    return {
+        settings.topic_observations: {"retention.ms": str(retention_ms(settings))},
+        settings.topic_weather: {"cleanup.policy": "compact"},
+    }
+
+
 async def ensure_topics(settings: Settings) -> None:
-    """Create the bridge's topics if missing; the observations topic keeps at least the history window."""
+    """Create the bridge's topics if missing, with :func:`topic_configs` (a topic that exists is left as it is)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     s = settings
@@ -44,12 +60,10 @@ async def ensure_topics(settings: Settings) -> None:
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
-            # replication factor 1: the project's broker is a single node (scripts/kafka.sh).
-            # The observations topic is the state's log: it keeps at least the history window.
+            # replication factor 1: the project's broker is a single node (scripts/kafka.sh)
+            configs = topic_configs(s)
             await admin.create_topics([
-                NewTopic(t, s.topic_partitions, 1, topic_configs=(
-                    {"retention.ms": str(retention_ms(s))} if t == s.topic_observations else {}))
-                for t in missing
+                NewTopic(t, s.topic_partitions, 1, topic_configs=configs.get(t, {})) for t in missing
             ])
             logger.info("bridge: created topics %s with %d partitions", ", ".join(missing), s.topic_partitions)
     finally:
