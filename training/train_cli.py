@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from gridcast.errors import InsufficientDataError, UserInputError
+from gridcast.errors import UserInputError
 from gridcast.guard import METADATA_KEY as PLAUSIBLE_BAND_KEY, PlausibleBand
 from gridcast.schema import LOAD, REGION, WEATHER, infer_freq, region_frame, regular, steps_per_day
+from training.validation import validate_forecaster, validation_levels
 
 if TYPE_CHECKING:
     from gridcast.models.base import Forecaster
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 QUICK_DAYS = 120
 #: held-out validation days (quick / full)
 QUICK_VAL_DAYS = 7
-#: validation forecasts are day-ahead: this many days per forecast
-VAL_HORIZON_DAYS = 1
 LIBRARIES = ("gridcast", "bentoml", "tensorflow-cpu", "keras", "statsmodels", "pandas", "numpy", "holidays")
 
 
@@ -184,53 +183,6 @@ def regular_frame(df: pd.DataFrame, region: str) -> pd.DataFrame:
     return regular(region_frame(df, region))
 
 
-def validate_forecaster(
-    forecaster: Forecaster, frame: pd.DataFrame, *, split: pd.Timestamp, levels: Sequence[int]
-) -> dict[str, float]:
-    """Day-ahead scores over ``frame[split:]`` of a forecaster fitted on ``frame[:split)``.
-
-    One forecast per day, issued at ``split + k days`` from the history before it,
-    with the observed weather of the target day as future covariates.
-    """
-    freq = infer_freq(frame.index)
-    horizon = steps_per_day(freq) * VAL_HORIZON_DAYS
-    weather_cols = [c for c in WEATHER if c in frame.columns]
-    actual_parts, fc_parts = [], []
-    origin_pos = int(frame.index.searchsorted(split))
-    while origin_pos + horizon <= len(frame):
-        history = frame.iloc[:origin_pos]
-        target = frame.iloc[origin_pos:origin_pos + horizon]
-        future = target[weather_cols] if weather_cols else None
-        try:
-            fc = forecaster.predict(horizon, future_covariates=future, level=levels, history=history)
-        except InsufficientDataError as exc:
-            log.warning("validation origin %s skipped: %s", frame.index[origin_pos], exc.detail)
-        else:
-            fc_parts.append(fc)
-            actual_parts.append(target[LOAD])
-        origin_pos += horizon
-    if not fc_parts:
-        raise InsufficientDataError("no validation forecast could be made; use more data or fewer --val-days")
-    fc = pd.concat(fc_parts)
-    y = pd.concat(actual_parts).reindex(fc.index)
-    ok = y.notna() & (y.abs() > 0)
-    err = (y - fc["mean"])[ok]
-    metrics = {
-        "mape": float(100 * (err.abs() / y[ok].abs()).mean()),
-        "mae": float(err.abs().mean()),
-        "rmse": float(np.sqrt((err**2).mean())),
-        "bias": float(err.mean()),
-        "n_points": int(ok.sum()),
-        "n_origins": len(fc_parts),
-        "horizon": horizon,
-    }
-    for lv in levels:
-        inside = (y[ok] >= fc.loc[ok, f"lo-{lv}"]) & (y[ok] <= fc.loc[ok, f"hi-{lv}"])
-        metrics[f"coverage_{lv}"] = float(inside.mean())
-        metrics[f"width_{lv}"] = float((fc.loc[ok, f"hi-{lv}"] - fc.loc[ok, f"lo-{lv}"]).mean())
-    return metrics
-
-
 def train_models(
     df: pd.DataFrame,
     meta: dict[str, Any],
@@ -270,7 +222,7 @@ def train_models(
         raise UserInputError("--val-days must be at least 1", field="val-days")
     country = meta.get("country") or settings.country
     tz = meta.get("timezone") or settings.region_timezone
-    levels = tuple(settings.levels)
+    levels = validation_levels(settings.levels)
     versions = library_versions()
     outcomes = []
     for region in regions:
@@ -289,7 +241,7 @@ def train_models(
             t0 = time.perf_counter()
             forecaster.fit(train)
             fit_seconds = time.perf_counter() - t0
-            metrics = validate_forecaster(forecaster, frame, split=split, levels=levels)
+            metrics = validate_forecaster(forecaster, frame, split=split, levels=levels, tz=tz)
             forecaster.update(frame[frame.index >= split])
             metadata = {
                 "train_start": train.index[0].isoformat(),

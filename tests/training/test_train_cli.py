@@ -35,6 +35,11 @@ def test_train_quick_writes_served_models_with_metadata(bento_home, data_path, c
     for key in ("train_start", "train_end", "data_hash", "features", "params", "versions", "validation"):
         assert meta[key], key
     assert meta["validation"]["mape"] > 0 and 0 <= meta["validation"]["coverage_80"] <= 1
+    # error by lead (hourly, day-ahead: 24 leads) and by local hour of day, JSON as stored
+    by_lead, by_hour = meta["validation"]["by_lead"], meta["validation"]["by_hour"]
+    assert by_lead["lead"] == list(range(1, 25)) and all(m > 0 for m in by_lead["mape"])
+    assert len(by_lead["coverage_90"]) == 24 and by_hour["tz"] == meta["timezone"] == "Asia/Ho_Chi_Minh"
+    assert len(by_hour["mape"]) == 24 and sum(by_hour["n"]) == meta["validation"]["n_points"]
     assert meta["versions"]["tensorflow-cpu"] and meta["params"]["quick"] is True
     assert meta["features"]["horizon_steps"] == 168
 
