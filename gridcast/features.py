@@ -3,7 +3,9 @@
 Two kinds, kept apart on purpose:
 
 * **Known-future covariates** — calendar (hour, weekday, month, Fourier terms for
-  the daily, weekly and annual cycles), public holidays, and weather terms. They are
+  the daily, weekly and annual cycles), day types (holidays national and regional,
+  bridge days, the Christmas period, clock changes: :mod:`gridcast.calendar`), and
+  weather terms. They are
   functions of the timestamp (or of a weather *forecast*), so they may be computed
   for any target time.
 * **Origin features** — lags and rolling statistics of the load. They are computed
@@ -22,12 +24,11 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
-import holidays as holidays_lib
 import numpy as np
 import pandas as pd
 
+from gridcast.calendar import DAY_TYPES, day_numbers, day_types, holiday_flags
 from gridcast.schema import LOAD, TEMPERATURE, WEATHER_OPTIONAL
 
 #: Fourier orders per cycle (period in days)
@@ -41,18 +42,8 @@ HEATING_BASE_C = 16.0
 COOLING_BASE_C = 22.0
 
 
-@lru_cache(maxsize=64)
-def _holiday_calendar(country: str, years: tuple[int, ...]) -> frozenset:
-    return frozenset(holidays_lib.country_holidays(country, years=list(years)).keys())
-
-
-def holiday_flags(local_dates: pd.DatetimeIndex, country: str | None) -> np.ndarray:
-    """1.0 where the local date is a public holiday of ``country`` (None: no holidays)."""
-    if not country:
-        return np.zeros(len(local_dates))
-    years = tuple(sorted({int(y) for y in local_dates.year}))
-    cal = _holiday_calendar(country.upper(), years)
-    return np.fromiter((d in cal for d in local_dates.date), dtype=float, count=len(local_dates))
+__all__ = ["DAY_TYPES", "calendar_features", "holiday_flags", "weather_features", "origin_features",
+           "build_features"]
 
 
 def calendar_features(
@@ -62,15 +53,26 @@ def calendar_features(
     tz: str | None = None,
     fourier: dict[str, tuple[float, int]] | None = None,
 ) -> pd.DataFrame:
-    """Calendar and holiday covariates for each timestamp of ``index`` (UTC).
+    """Calendar and day-type covariates for each timestamp of ``index`` (UTC).
 
     Cycles follow local time (people get up by the local clock), so pass the region's
-    ``tz``; without it UTC is used.
+    ``tz``; without it UTC is used. Day types come from per-process day tables
+    (:func:`gridcast.calendar.day_types`), looked up by array indexing.
+
+    Args:
+        index: UTC timestamps.
+        country: region code for holidays: ``"ES"`` (national holidays, regional
+            ones as a population share) or ``"ES-CT"`` (that subdivision's own); None:
+            no holidays.
+        tz: the region's time zone.
+        fourier: Fourier orders per cycle (default :data:`DEFAULT_FOURIER`).
 
     Returns:
-        Frame on ``index`` with ``hour``, ``weekday``, ``month``, ``is_weekend``,
-        ``holiday``, ``holiday_eve``, ``holiday_after`` and ``sin_/cos_`` Fourier
-        terms named ``{cycle}_{k}``.
+        Frame on ``index`` with ``hour``, ``weekday``, ``month``, ``is_weekend``, the
+        day types ``holiday``, ``holiday_eve``, ``holiday_after``, ``holiday_share``,
+        ``bridge``, ``christmas_period``, ``clock_change`` (:data:`DAY_TYPES`, described
+        in :mod:`gridcast.calendar`) and ``sin_/cos_`` Fourier terms named
+        ``{cycle}_{k}``.
     """
     index = pd.DatetimeIndex(index)
     local = index.tz_convert(tz) if tz else index.tz_convert("UTC")
@@ -81,12 +83,10 @@ def calendar_features(
     out["weekday"] = local.day_of_week.to_numpy().astype(float)
     out["month"] = local.month.to_numpy().astype(float)
     out["is_weekend"] = (local.day_of_week >= 5).astype(float)
-    dates = local.normalize().tz_localize(None)
-    out["holiday"] = holiday_flags(dates, country)
-    out["holiday_eve"] = holiday_flags(dates + pd.Timedelta(days=1), country)
-    out["holiday_after"] = holiday_flags(dates - pd.Timedelta(days=1), country)
+    days = day_numbers(local)
+    out.update(day_types(days, country=country, tz=tz))
     # continuous time in days since the epoch, in local wall-clock terms
-    t_days = (dates - pd.Timestamp("1970-01-01")).days.to_numpy() + hour / 24.0
+    t_days = days + hour / 24.0
     for name, (period, order) in fourier.items():
         for k in range(1, order + 1):
             angle = 2 * np.pi * k * t_days / period
