@@ -58,6 +58,16 @@ import pandas as pd
 #: live windows: name -> seconds of data time
 WINDOWS: dict[str, int] = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
+#: the live-score gauges a process exports: ``gridcast_live_{key}{region,model,window}`` -> help
+#: (``gridcast_live_coverage`` has a ``level`` label too); one summary of :func:`live_metrics` sets them
+LIVE_GAUGES: dict[str, str] = {
+    "mape": "Live MAPE (%) of served forecasts scored against arrived actuals, per data-time window.",
+    "mae": "Live mean absolute error (MW) of served forecasts, per data-time window.",
+    "bias": "Live bias (mean forecast minus actual, MW), per data-time window.",
+    "n": "Scored forecast steps in the window.",
+    "coverage": "Live share of actuals inside the forecast interval, per level.",
+}
+
 
 @dataclass(frozen=True, eq=False)
 class ForecastRecord:

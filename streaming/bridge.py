@@ -65,7 +65,7 @@ from streaming.restore import ensure_topics, restore_window
 from streaming.windows import Windows
 from streaming.messages import InvalidMessage, parse_observation, parse_request
 from streaming.vintages import parse_weather
-from streaming.metrics import BridgeMetrics, PeriodicLog
+from streaming.metrics import BridgeMetrics, LiveRefresh, PeriodicLog
 from gridcast.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ class Bridge:
         self.forecaster = forecaster or make_forecaster(settings)
         self.clock = clock
         self.metrics = BridgeMetrics()
+        self.live = LiveRefresh(self.metrics, every_s=s.stream_metrics_every_s, bands=s.score_lead_bands)
         self.assigned: set[TopicPartition] = set()
         self._inflight = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -241,6 +242,7 @@ class Bridge:
                     await self._retrying("process batch", lambda: self._handle(batch), drain=True)
                     self._commit_soon({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
             self._update_lag(consumer)
+            await self.live.maybe_refresh(self.ledger)
             periodic.maybe_log()
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[T]], *, drain: bool = False) -> T:
@@ -410,7 +412,10 @@ class Bridge:
         for region, encoded in rows.items():
             actuals = [(epoch, load) for epoch, doc in encoded
                        if (load := orjson.loads(doc).get("load_mw")) is not None]
-            n += self.ledger.score(region, actuals)
+            scored = self.ledger.score(region, actuals)
+            if scored:
+                self.live.scored([region])
+            n += scored
         return n
 
     async def _dead_letter(self, dead: list[tuple[Any, InvalidMessage]]) -> None:

@@ -1,18 +1,28 @@
 """The bridge's metrics: counters in memory, logged periodically, optionally Prometheus.
 
 consumed / processed / dead-lettered / forecasts / retries, consumer lag per partition,
-and the forecast latency (Kafka timestamp of the newest observation used → forecast
-written to Redis and published). A private Prometheus registry keeps tests that start
-several bridges in one process from colliding.
+the forecast latency (Kafka timestamp of the newest observation used → forecast
+written to Redis and published), and the live scores of the forecasts the bridge
+published: ``gridcast_live_{mape,mae,bias,n}{region,model,window}`` and
+``gridcast_live_coverage{region,model,window,level}``, the service's gauges
+(:data:`gridcast.scoring.LIVE_GAUGES`), recomputed by :class:`LiveRefresh` from the
+ledger for the regions scored since its last refresh. A private Prometheus registry
+keeps tests that start several bridges in one process from colliding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import redis
+
+from gridcast.scoring import LIVE_GAUGES, live_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +37,8 @@ class BridgeMetrics:
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.lag: dict[str, int] = {}
         self.latencies_ms: deque[float] = deque(maxlen=window)
+        #: (region, model, window) -> the newest live summary (:func:`gridcast.scoring.live_metrics`)
+        self.live: dict[tuple[str, str, str], dict] = {}
         self._prom = None
 
     def inc(self, name: str, n: int = 1) -> None:
@@ -43,6 +55,20 @@ class BridgeMetrics:
         self.lag[partition] = lag
         if self._prom is not None:
             self._prom["lag"].labels(partition=partition).set(lag)
+
+    def set_live(self, region: str, scores: dict[str, dict[str, dict]]) -> None:
+        """Keep one region's live scores (model -> window -> summary) and set their gauges."""
+        for model, windows in scores.items():
+            for window, summary in windows.items():
+                self.live[(region, model, window)] = summary
+                if self._prom is None:
+                    continue
+                labels = {"region": region, "model": model, "window": window}
+                for key in LIVE_GAUGES:
+                    if key != "coverage" and summary.get(key) is not None:
+                        self._prom["live"][key].labels(**labels).set(summary[key])
+                for level, value in summary.get("coverage", {}).items():
+                    self._prom["live"]["coverage"].labels(level=str(level), **labels).set(value)
 
     def snapshot(self) -> dict:
         lat = np.array(self.latencies_ms) if self.latencies_ms else None
@@ -66,8 +92,15 @@ class BridgeMetrics:
                                  "Observation produced -> forecast in Redis and published", registry=registry,
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)),
         }
+        self._prom["live"] = {
+            key: Gauge(f"gridcast_live_{key}", doc, ["region", "model", "window", *(["level"] if key == "coverage"
+                                                                                    else [])], registry=registry)
+            for key, doc in LIVE_GAUGES.items()
+        }
         for name, value in self.counts.items():
             self._prom["counters"].labels(event=name).inc(value)
+        for (region, model, window), summary in list(self.live.items()):
+            self.set_live(region, {model: {window: summary}})
         self._server = start_http_server(port, addr="127.0.0.1", registry=registry)
         logger.info("bridge metrics on http://127.0.0.1:%d/metrics", port)
 
@@ -80,6 +113,41 @@ class BridgeMetrics:
             httpd.server_close()
             thread.join(timeout=5)
             self._server = None
+
+
+class LiveRefresh:
+    """Recomputes the live scores of the regions scored since the last refresh, at most every ``every_s``.
+
+    Off the event loop (the ledger is sync redis-py). Redis away means the refresh is
+    tried again later: the gauges keep their last values meanwhile.
+    """
+
+    def __init__(self, metrics: BridgeMetrics, *, every_s: float, bands: Sequence[int]) -> None:
+        self.metrics = metrics
+        self.every_s = every_s
+        self.bands = tuple(bands)
+        self._due: set[str] = set()
+        self._next = 0.0
+
+    def scored(self, regions: Iterable[str]) -> None:
+        """Mark regions whose actuals scored forecasts (their live scores changed)."""
+        self._due.update(regions)
+
+    async def maybe_refresh(self, ledger: Any) -> None:
+        now = time.monotonic()
+        if not self._due or now < self._next:
+            return
+        regions, self._due = self._due, set()
+        self._next = now + self.every_s
+        try:
+            await asyncio.to_thread(self.refresh, ledger, regions)
+        except (redis.RedisError, OSError) as exc:
+            self._due |= regions
+            logger.warning("bridge: live scores not refreshed (%s: %s); trying again later", type(exc).__name__, exc)
+
+    def refresh(self, ledger: Any, regions: Iterable[str]) -> None:
+        for region in sorted(regions):
+            self.metrics.set_live(region, live_metrics(ledger.points(region), bands=self.bands))
 
 
 class PeriodicLog:

@@ -98,3 +98,54 @@ async def test_replayed_days_give_live_metrics_equal_to_an_offline_recomputation
         assert again[region] == first[region], "replaying the actuals changed the live metrics"
         assert sorted(p.key for p in RedisLedger(s.redis_url, prefix=s.redis_key_prefix).points(region)) == points[region]
     assert set(defaultdict(int, {f["region"]: 1 for f in forecasts})) == set(regions)
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset], float]:
+    """``(metric name, labels)`` -> value of every ``gridcast_live_*`` sample the bridge serves."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) if family.name.startswith("gridcast_live_")
+            for sample in family.samples}
+
+
+async def test_the_bridge_exports_the_live_scores_of_its_ledger_as_prometheus_gauges(services):
+    from tests.streaming.streamkit import delete_topics, make_stream
+    from tests.support import free_port
+
+    port = free_port()
+    stream = make_stream(services["redis_url"], services["bootstrap"], stream_metrics_port=port,
+                         stream_metrics_every_s=0.2)
+    s = stream.settings
+    docs = noisy_days(["north"], days=4, seed=5)
+    ledger = RedisLedger(s.redis_url, prefix=s.redis_key_prefix)
+    bridge = Bridge(s)
+    task = await start(bridge)
+    try:
+        for day in range(4):  # daily chunks: forecasts along the way, scored by the next days' actuals
+            await produce(s.kafka_bootstrap, s.topic_observations, docs[day * 24:(day + 1) * 24])
+            await wait_for(lambda n=(day + 1) * 24: bridge.metrics.counts["processed"] == n, what=f"day {day}")
+        want = live_metrics(ledger.points("north"), bands=s.score_lead_bands)["naive"]
+        await wait_for(lambda: bridge.metrics.live.get(("north", "naive", "24h")) == want["24h"],
+                       what="the live scores refreshed")
+        samples = scrape(port)
+    finally:
+        await stop(bridge, task)
+        ledger.close()
+        with stream.redis as r:
+            if keys := list(r.scan_iter(f"{s.redis_key_prefix}:*")):
+                r.delete(*keys)
+        delete_topics(s)
+
+    assert want["24h"]["n"] > 0 and want["24h"]["mape"] > 0
+    for window, summary in want.items():
+        labels = {"region": "north", "model": "naive", "window": window}
+        for key in ("mape", "mae", "bias", "n"):
+            assert samples[(f"gridcast_live_{key}", frozenset(labels.items()))] == pytest.approx(summary[key])
+        for level, share in summary["coverage"].items():
+            got = samples[("gridcast_live_coverage", frozenset({**labels, "level": level}.items()))]
+            assert got == pytest.approx(share)
