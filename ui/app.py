@@ -4,8 +4,9 @@
   published, refreshed on a timer (no bridge: the demo history and an on-demand forecast).
 * **Forecast** — region, model, horizon, interval levels, an optional history CSV → an
   interactive chart with bands, a table, a CSV download; other models side by side.
-* **Models** — served versions, training ranges, validation metrics vs the
-  seasonal-naive baseline, error by lead when the metadata has it.
+* **Models** — served versions, training ranges, validation and live metrics vs the
+  seasonal-naive baseline; validation error by lead (MAPE, 90 % coverage) and by hour
+  of day, with the operator reference's when the training data had one.
 * **Data quality** — a demo data set or an upload → the service's quality report
   (``POST /data/check``) and the data layer's plots.
 
@@ -150,7 +151,8 @@ def build_app(client: ServiceClient, *, settings: Settings) -> gr.Blocks:
     def models() -> tuple:
         view = models_view(client, settings=settings)
         lead = gr.update(value=view.lead_figure, visible=view.lead_figure is not None)
-        return view.table, view.figure, lead, view.status
+        hour = gr.update(value=view.hour_figure, visible=view.hour_figure is not None)
+        return view.table, view.figure, lead, hour, view.status
 
     def quality(source, upload) -> tuple:
         view = quality_view(client, source, upload, settings=settings)
@@ -194,7 +196,11 @@ def build_app(client: ServiceClient, *, settings: Settings) -> gr.Blocks:
                 models_status = gr.Markdown(elem_id="models-status")
                 models_table = gr.Dataframe(label="served models", interactive=False, elem_id="models-table")
                 models_plot = gr.Plot(label="validation MAPE vs naive", elem_id="models-plot")
-                models_lead = gr.Plot(label="error by lead (MAPE %, steps ahead)", visible=False, elem_id="models-lead")
+                with gr.Row():
+                    models_lead = gr.Plot(label="error by lead (MAPE and 90% coverage, steps ahead)", visible=False,
+                                          elem_id="models-lead")
+                    models_hour = gr.Plot(label="error by hour of day (MAPE %, local time)", visible=False,
+                                          elem_id="models-hour")
             with gr.Tab("Data quality", id="quality"):
                 with gr.Row():
                     dq_source = gr.Radio([DEMO_FAULTY, DEMO_CLEAN, UPLOADED], value=DEMO_FAULTY, label="data set",
@@ -226,9 +232,9 @@ def build_app(client: ServiceClient, *, settings: Settings) -> gr.Blocks:
                      inputs=[fc_region, fc_model, fc_horizon, fc_levels, fc_upload, fc_time_col, fc_load_col,
                              fc_temp_col, fc_compare],
                      outputs=[fc_plot, fc_table, fc_csv, fc_status])
-        models_outputs = [models_table, models_plot, models_lead, models_status]
-        models_refresh.click(_guarded(models, 4), outputs=models_outputs)
-        demo.load(_guarded(models, 4), outputs=models_outputs)
+        models_outputs = [models_table, models_plot, models_lead, models_hour, models_status]
+        models_refresh.click(_guarded(models, 5), outputs=models_outputs)
+        demo.load(_guarded(models, 5), outputs=models_outputs)
         dq_upload.upload(lambda: UPLOADED, outputs=dq_source)
         dq_run.click(_guarded(quality, 7), inputs=[dq_source, dq_upload],
                      outputs=[dq_series, dq_profile, dq_scatter, dq_box, dq_checks, dq_report, dq_status])

@@ -2,7 +2,7 @@
 
 Owns the time labels (UTC on the axes, the region's local time beside), the forecast
 chart (actuals, the first result's interval bands, other models' means) and table, the
-Models tab's bar and error-by-lead charts, and the Data quality tab's four plots. Pure
+Models tab's bar, error-by-lead and error-by-hour charts, and the Data quality tab's four plots. Pure
 functions of the service's JSON answers: no HTTP, no Gradio, nothing at import
 (plotly and matplotlib are imported by the functions that draw).
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 #: band colours, widest level first (lightest)
 BAND_ALPHA = (0.15, 0.28, 0.4, 0.5)
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
 # ---- time zones and labels -----------------------------------------------------------
@@ -204,24 +204,79 @@ def models_figure(rows: Sequence[dict[str, Any]], references: dict[str, float]) 
     return fig
 
 
-def lead_figure(curves: dict[str, Any]) -> go.Figure | None:
-    """Error by lead time, one line per ``"region / alias"`` (a dict lead → MAPE, or a list); None when none."""
+def _lead_block(block: Any) -> dict[str, Any] | None:
+    """A ``validation.by_lead`` block with a lead list and a MAPE list of the same length, else None."""
+    if not isinstance(block, dict):
+        return None
+    leads, mape = block.get("lead"), block.get("mape")
+    if not isinstance(leads, list) or not isinstance(mape, list) or len(leads) != len(mape) or not leads:
+        return None
+    return block
+
+
+def lead_figure(curves: dict[str, Any], *, level: int = 90) -> go.Figure | None:
+    """Error by lead, one line per ``"region / alias"``: MAPE on top, ``level`` % coverage below.
+
+    ``curves`` maps a name to the model's ``validation.by_lead`` block (lists per lead:
+    ``lead``, ``mape``, ``coverage_<level>`` as a fraction). Names without a usable block
+    (models trained before it was recorded) are left out; None when none is left.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    blocks = {name: b for name, b in ((n, _lead_block(v)) for n, v in curves.items()) if b is not None}
+    if not blocks:
+        return None
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.62, 0.38],
+                        subplot_titles=("MAPE by lead (%)", f"{level}% interval coverage by lead (%)"))
+    for k, (name, block) in enumerate(blocks.items()):
+        colour = COLOURS[k % len(COLOURS)]
+        fig.add_trace(go.Scatter(x=block["lead"], y=block["mape"], mode="lines+markers", marker={"size": 4},
+                                 name=name, legendgroup=name, line={"color": colour}, meta="lead-mape"), row=1, col=1)
+        coverage = block.get(f"coverage_{level}")
+        if isinstance(coverage, list) and len(coverage) == len(block["lead"]):
+            fig.add_trace(go.Scatter(x=block["lead"], y=[None if c is None else 100 * c for c in coverage],
+                                     mode="lines", name=name, legendgroup=name, showlegend=False,
+                                     line={"color": colour}, meta="lead-coverage"), row=2, col=1)
+    fig.add_hline(y=level, line={"color": "#7f7f7f", "dash": "dot"}, row=2, col=1)
+    band = max(int(b.get("band_steps") or 1) for b in blocks.values())
+    fig.update_xaxes(title_text="lead (steps after the forecast origin)" + (f"; bands of {band}" if band > 1 else ""),
+                     row=2, col=1)
+    fig.update_layout(title="Validation error by lead (day-ahead)",
+                      template="plotly_white", height=520, legend={"orientation": "h", "y": -0.18})
+    return fig
+
+
+def hour_figure(curves: dict[str, Any], references: dict[str, Any]) -> go.Figure | None:
+    """Validation MAPE by hour of day, one line per ``"region / alias"``, the reference's dashed.
+
+    Args:
+        curves: name → the model's ``validation.by_hour`` block (``tz``, 24 ``mape`` values).
+        references: region → the reference's 24 MAPE values over the same hours.
+
+    Returns:
+        The figure, or None when no model recorded a usable block.
+    """
     import plotly.graph_objects as go
 
-    lead = go.Figure()
-    for name, by_lead in curves.items():
-        if isinstance(by_lead, dict):
-            xs, ys = list(by_lead), list(by_lead.values())
-        elif isinstance(by_lead, list):
-            xs, ys = list(range(1, len(by_lead) + 1)), by_lead
-        else:
+    fig = go.Figure()
+    zones = set()
+    for k, (name, block) in enumerate(curves.items()):
+        if not isinstance(block, dict) or not isinstance(block.get("mape"), list) or len(block["mape"]) != 24:
             continue
-        lead.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name))
-    if not lead.data:
+        zones.add(str(block.get("tz") or "UTC"))
+        fig.add_trace(go.Scatter(x=list(range(24)), y=block["mape"], mode="lines+markers", name=name,
+                                 line={"color": COLOURS[k % len(COLOURS)]}, meta="hour-mape"))
+    if not fig.data:
         return None
-    lead.update_layout(title="Error by lead time", xaxis_title="lead (steps ahead)", yaxis_title="MAPE (%)",
-                       template="plotly_white", height=340)
-    return lead
+    for region, mape in references.items():
+        if isinstance(mape, list) and len(mape) == 24:
+            fig.add_trace(go.Scatter(x=list(range(24)), y=mape, mode="lines", name=f"{region} / reference (operator)",
+                                     line={"color": "#555", "dash": "dash"}, meta="hour-reference"))
+    fig.update_layout(title="Validation MAPE by hour of day", yaxis_title="MAPE (%)",
+                      xaxis={"title": f"hour of day (local time: {', '.join(sorted(zones))})", "dtick": 2},
+                      template="plotly_white", height=380)
+    return fig
 
 
 # ---- the Data quality tab's plots -------------------------------------------------------------

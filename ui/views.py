@@ -4,7 +4,8 @@
   or, with no bridge, the state store's history and an on-demand forecast.
 * :func:`forecast_view` — one forecast and the models to compare (``POST /forecast``,
   ``POST /forecast_batch``) → chart, table and a CSV file.
-* :func:`models_view` — served versions, training ranges, metrics vs naive (``GET /models``).
+* :func:`models_view` — served versions, training ranges, validation and live metrics vs
+  naive, error by lead and by hour of day (and the operator reference's) (``GET /models``).
 * :func:`quality_view` — a demo data set (``GET /data/sample``) or an upload → the quality
   report (``POST /data/check``) and the data layer's four plots.
 
@@ -28,6 +29,7 @@ from ui.client import ServiceClient
 from ui.figures import (
     forecast_figure,
     forecast_table,
+    hour_figure,
     label,
     lead_figure,
     models_figure,
@@ -98,6 +100,7 @@ class ModelsView(View):
     table: pd.DataFrame | None = None
     figure: Any = None
     lead_figure: Any = None
+    hour_figure: Any = None
 
 
 @dataclass
@@ -224,7 +227,10 @@ def forecast_view(
 
 #: validation metric → column title
 METRIC_COLUMNS = {"mape": "MAPE (%)", "mae": "MAE (MW)", "rmse": "RMSE (MW)", "bias": "bias (MW)",
-                  "coverage_80": "80% coverage", "coverage_95": "95% coverage"}
+                  "coverage_80": "80% coverage", "coverage_90": "90% coverage", "coverage_95": "95% coverage"}
+#: the operator's forecast over the validation hours where it has a value, when the training data had one,
+#: and the model's MAPE over exactly those hours (like for like)
+REFERENCE_COLUMNS = {"mape": "reference MAPE (%)", "model_mape": "MAPE on the reference's hours (%)"}
 
 
 def _metrics(m: dict[str, Any]) -> dict[str, Any]:
@@ -278,13 +284,22 @@ def forecast_error_so_far(result: dict[str, Any], history: pd.DataFrame) -> tupl
 
 def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # noqa: ARG001 - one signature for all views
     """Served versions with their training ranges and metrics vs naive (the Models tab)."""
-    models = client.models()
+    return summarise_models(client.models())
+
+
+def summarise_models(models: list[dict[str, Any]]) -> ModelsView:
+    """The Models tab for ``GET /models``' list: the table, the MAPE bars, error by lead and by hour.
+
+    Models trained before the metadata recorded ``by_lead`` / ``by_hour`` / ``reference``
+    keep their row and bar; they only have no curve (a note says so).
+    """
     view = ModelsView()
     if not models:
         view.status = "The service serves no models yet: run `gridcast train` (or `make run`)."
         return view
+    models = sorted(models, key=lambda m: (m["region"], m["alias"]))
     rows = []
-    for m in sorted(models, key=lambda m: (m["region"], m["alias"])):
+    for m in models:
         metrics = _metrics(m)
         rng = m.get("training_range") or {}
         row = {"region": m["region"], "alias": m["alias"], "version": m.get("version", ""),
@@ -292,6 +307,9 @@ def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # 
         for key, title in METRIC_COLUMNS.items():
             value = metrics.get(key)
             row[title] = round(float(value), 3) if isinstance(value, int | float) else None
+        ref = _reference(metrics)
+        for key, title in REFERENCE_COLUMNS.items():
+            row[title] = ref.get(key) if isinstance(ref.get(key), int | float) else None
         row.update(_live_columns(m.get("live")))
         rows.append(row)
     naive = {r["region"]: r["MAPE (%)"] for r in rows if r["alias"] == "naive"}
@@ -299,23 +317,42 @@ def models_view(client: ServiceClient, *, settings: Settings) -> ModelsView:  # 
         r["MAPE vs naive"] = (f"{100 * (1 - r['MAPE (%)'] / naive[r['region']]):+.1f}% skill"
                               if naive.get(r["region"]) and r["MAPE (%)"] is not None else "—")
     table = pd.DataFrame(rows)
+    if table[REFERENCE_COLUMNS["mape"]].isna().all():
+        table = table.drop(columns=list(REFERENCE_COLUMNS.values()))
     # what a person compares first on the left; identifiers (long tags) on the right
     first = ["region", "alias", "MAPE (%)", "live MAPE 24 h (%)", "live MAPE 7 d (%)", "MAPE vs naive"]
     view.table = table[first + [c for c in table.columns if c not in first]]
 
-    references = {m["region"]: _metrics(m).get("reference_mape") for m in models if _metrics(m).get("reference_mape")}
-    view.figure = models_figure(rows, references)
-    view.lead_figure = lead_figure({f"{m['region']} / {m['alias']}": _metrics(m).get("mape_by_lead")
-                                    or _metrics(m).get("error_by_lead") for m in models})
+    # one reference curve per region: the operator's forecast does not depend on the model
+    references: dict[str, Any] = {}
+    for m in models:
+        ref = _reference(_metrics(m))
+        if isinstance(ref.get("mape"), int | float):
+            references.setdefault(m["region"], ref)
+    view.figure = models_figure(rows, {region: ref["mape"] for region, ref in references.items()})
+    named = {f"{m['region']} / {m['alias']}": _metrics(m) for m in models}
+    view.lead_figure = lead_figure({name: v.get("by_lead") for name, v in named.items()})
+    view.hour_figure = hour_figure({name: v.get("by_hour") for name, v in named.items()},
+                                   {region: ref.get("by_hour") for region, ref in references.items()})
     notes = [f"{len(models)} served models in {table['region'].nunique()} region(s). Metrics: held-out "
              "validation recorded at training time (day-ahead); skill = 1 − MAPE / naive MAPE. Live: the "
              "forecasts this deployment served or published, scored as actuals arrived (n = points scored)."]
-    if view.lead_figure is None:
-        notes.append("No error-by-lead curve in the model metadata (`gridcast backtest` records one).")
-    if not references:
+    older = [name for name, v in named.items() if not isinstance(v.get("by_lead"), dict)]
+    if older:
+        notes.append(f"No error by lead or hour of day recorded for {', '.join(older)} (trained before "
+                     "`gridcast train` recorded them; retrain to see them).")
+    if references:
+        notes.append("Reference: the operator's own forecast in the training data, scored over the validation "
+                     "hours where it has a value; compare it with the model's MAPE on those same hours.")
+    else:
         notes.append("No reference (operator) forecast was recorded for these models.")
     view.status = "\n\n".join(notes)
     return view
+
+
+def _reference(metrics: dict[str, Any]) -> dict[str, Any]:
+    ref = metrics.get("reference")
+    return ref if isinstance(ref, dict) else {}
 
 
 def quality_view(client: ServiceClient, source: str, upload: str | Path | None, *, settings: Settings) -> QualityView:  # noqa: ARG001 - one signature for all views

@@ -95,11 +95,14 @@ def test_ui_in_headless_chromium(service_url: str, tmp_path: Path) -> None:
             page.locator(".toast-close").first.click()  # out of the next screenshots' way
             expect(page.locator(".toast-body")).to_have_count(0)
 
-            # Models: one row per served model, the comparison with naive
+            # Models: one row per served model, the comparison with naive, the error curves
             page.get_by_role("tab", name="Models").click()
             expect(page.locator("#models-status")).to_contain_text("served models")
             expect(page.locator("#models-table [role=grid]")).to_contain_text("naive")
             expect(page.locator("#models-plot .js-plotly-plot")).to_be_visible()
+            # error by lead and by hour of day: the quick models recorded them at training time
+            expect(page.locator("#models-lead .js-plotly-plot")).to_be_visible()
+            expect(page.locator("#models-hour .js-plotly-plot")).to_be_visible()
             page.screenshot(path=ARTIFACTS / "4_models.png", full_page=True)
 
             # Data quality: the faulty demo → report and the four data-layer plots

@@ -162,6 +162,54 @@ def test_models_view_lists_served_versions_vs_naive(client: ServiceClient, ui_se
     assert set(view.table["alias"]) >= {"naive", "lstm"}
     assert view.table.loc[view.table["alias"] == "naive", "MAPE vs naive"].str.startswith("+0.0%").all()
     assert {t.name for t in view.figure.data} >= {"naive", "lstm"}
+    # every served model was trained with error by lead and by hour: one curve each
+    names = {f"{m['region']} / {m['alias']}" for m in served}
+    assert {t.name for t in view.lead_figure.data if t.meta == "lead-mape"} == names
+    assert all(len(t.x) == 24 for t in view.lead_figure.data)  # hourly day-ahead: 24 leads
+    hours = [t for t in view.hour_figure.data if t.meta == "hour-mape"]
+    assert {t.name for t in hours} == names and all(len(t.y) == 24 for t in hours)
+    assert "No error by lead" not in view.status
+
+
+def _served(region: str, alias: str, validation: dict) -> dict:
+    """One entry of ``GET /models`` as the service describes a stored model."""
+    return {"region": region, "alias": alias, "version": f"gridcast-{alias}-{region}:v1", "freq": "1h",
+            "validation_mape": validation.get("mape"), "validation": validation,
+            "training_range": {"start": "2023-01-01T00:00:00+00:00", "end": "2023-04-01T00:00:00+00:00"},
+            "live": {"n": 0, "windows": {}}}
+
+
+def test_models_trained_before_by_lead_still_display() -> None:
+    """Old metadata (overall metrics only) keeps its row and bar; only the curves are missing, and said so."""
+    from ui.views import summarise_models
+
+    old = {"mape": 4.0, "mae": 40.0, "rmse": 50.0, "bias": -1.0, "coverage_80": 0.78, "coverage_95": 0.93}
+    view = summarise_models([_served("r", "naive", old), _served("r", "lstm", {**old, "mape": 2.0})])
+    assert list(view.table["MAPE (%)"]) == [2.0, 4.0] and view.table["90% coverage"].isna().all()
+    assert "reference MAPE (%)" not in view.table
+    assert view.lead_figure is None and view.hour_figure is None
+    assert "No error by lead or hour of day recorded for r / lstm, r / naive" in view.status
+
+
+def test_models_view_draws_lead_hour_and_the_reference() -> None:
+    from ui.views import summarise_models
+
+    new = {"mape": 2.0, "coverage_90": 0.9,
+           "by_lead": {"band_steps": 1, "lead": [1, 2, 3], "n": [7, 7, 7], "mape": [1.5, 2.0, 2.5],
+                       "coverage_90": [0.95, 0.9, None]},
+           "by_hour": {"tz": "Europe/Madrid", "mape": [2.0] * 24, "n": [7] * 24},
+           "reference": {"mape": 1.1, "model_mape": 2.1, "n": 168, "by_hour": [1.0] * 24}}
+    old = {"mape": 4.0}
+    view = summarise_models([_served("es", "lstm", new), _served("es", "naive", old)])
+    lstm = view.table.set_index("alias").loc["lstm"]
+    assert lstm["reference MAPE (%)"] == 1.1 and lstm["MAPE on the reference's hours (%)"] == 2.1
+    assert [t.y for t in view.lead_figure.data if t.meta == "lead-mape"] == [(1.5, 2.0, 2.5)]
+    assert [t.y for t in view.lead_figure.data if t.meta == "lead-coverage"] == [(95.0, 90.0, None)]
+    reference = [t for t in view.hour_figure.data if t.meta == "hour-reference"]
+    assert len(reference) == 1 and reference[0].name == "es / reference (operator)" and reference[0].y == (1.0,) * 24
+    assert "Europe/Madrid" in view.hour_figure.layout.xaxis.title.text
+    assert {t.name for t in view.figure.data} == {"lstm", "naive", "reference forecast"}
+    assert "es / naive" in view.status and "Reference" in view.status
 
 
 # ---- data quality (the service's GET /data/sample and POST /data/check) --------------------------
