@@ -40,10 +40,13 @@ DEFAULT_FOURIER: dict[str, tuple[float, int]] = {
 #: heating / cooling degree bases (°C); loads in most grids turn up below / above these
 HEATING_BASE_C = 16.0
 COOLING_BASE_C = 22.0
+#: the derived weather term of :func:`apparent_temperature`
+APPARENT_TEMPERATURE = "apparent_temperature_c"
+HUMIDITY, WIND = "humidity_pct", "wind_speed_ms"
 
 
-__all__ = ["DAY_TYPES", "calendar_features", "holiday_flags", "weather_features", "origin_features",
-           "build_features"]
+__all__ = ["DAY_TYPES", "apparent_temperature", "calendar_features", "holiday_flags", "weather_features",
+           "origin_features", "build_features"]
 
 
 def calendar_features(
@@ -95,11 +98,31 @@ def calendar_features(
     return pd.DataFrame(out, index=index)
 
 
+def apparent_temperature(temp_c: np.ndarray, humidity_pct: np.ndarray, wind_ms: np.ndarray | None = None) -> np.ndarray:
+    """Apparent temperature (°C), Steadman's formula as the Australian Bureau of Meteorology uses it.
+
+    ``AT = T + 0.33·e − 0.70·ws − 4.00``, with ``e`` the water vapour pressure (hPa) from
+    the relative humidity: ``e = rh/100 · 6.105 · exp(17.27·T / (237.7 + T))``. Humid
+    heat feels hotter (air conditioning), wind colder. Without wind the still-air value.
+
+    Example:
+        >>> round(float(apparent_temperature(np.array([30.0]), np.array([60.0]), np.array([2.0]))[0]), 2)
+        32.97
+    """
+    t = np.asarray(temp_c, dtype=float)
+    e = np.asarray(humidity_pct, dtype=float) / 100.0 * 6.105 * np.exp(17.27 * t / (237.7 + t))
+    wind = 0.0 if wind_ms is None else np.asarray(wind_ms, dtype=float)
+    return t + 0.33 * e - 0.70 * wind - 4.00
+
+
 def weather_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Weather terms: temperature, heating and cooling degrees, other columns present.
+    """Weather terms: temperature, heating and cooling degrees, apparent temperature, other columns present.
 
     ``frame`` holds observed weather (history) or a weather forecast (future);
-    missing columns are simply absent from the result.
+    missing columns are simply absent from the result. ``hdd`` / ``cdd`` are degrees
+    below / above :data:`HEATING_BASE_C` / :data:`COOLING_BASE_C` per step (degree-hours
+    on an hourly grid). ``apparent_temperature_c`` (:func:`apparent_temperature`) needs
+    temperature and humidity; wind is used when present.
     """
     out = pd.DataFrame(index=frame.index)
     if TEMPERATURE in frame:
@@ -107,6 +130,9 @@ def weather_features(frame: pd.DataFrame) -> pd.DataFrame:
         out[TEMPERATURE] = t
         out["hdd"] = np.maximum(0.0, HEATING_BASE_C - t)
         out["cdd"] = np.maximum(0.0, t - COOLING_BASE_C)
+        if HUMIDITY in frame:
+            wind = frame[WIND].to_numpy(float) if WIND in frame else None
+            out[APPARENT_TEMPERATURE] = apparent_temperature(t.to_numpy(), frame[HUMIDITY].to_numpy(float), wind)
     for col in WEATHER_OPTIONAL:
         if col in frame:
             out[col] = frame[col].astype(float)

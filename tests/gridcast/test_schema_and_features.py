@@ -71,3 +71,20 @@ def test_readme_settings_table_is_current():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = readme.split(BEGIN, 1)[1].split(END, 1)[0].strip()
     assert block == markdown_table(), "run: gridcast settings --update-readme README.md"
+
+
+def test_weather_features_add_apparent_temperature_when_humidity_is_there(region_history):
+    from gridcast.features import weather_features
+
+    assert "humidity_pct" in region_history
+    terms = weather_features(region_history)
+    t, rh = region_history["temperature_c"], region_history["humidity_pct"]
+    # Steadman / BoM, written out here: AT = T + 0.33 e - 0.70 ws - 4
+    e = rh / 100 * 6.105 * np.exp(17.27 * t / (237.7 + t))
+    ws = region_history["wind_speed_ms"] if "wind_speed_ms" in region_history else 0.0
+    np.testing.assert_allclose(terms["apparent_temperature_c"], t + 0.33 * e - 0.70 * ws - 4.0)
+    still = weather_features(pd.DataFrame({"temperature_c": [30.0, 30.0], "humidity_pct": [20.0, 90.0]}))
+    assert still["apparent_temperature_c"].iloc[1] > 30.0 > still["apparent_temperature_c"].iloc[0]
+    windy = weather_features(pd.DataFrame({"temperature_c": [30.0], "humidity_pct": [90.0], "wind_speed_ms": [10.0]}))
+    assert windy["apparent_temperature_c"].iloc[0] < still["apparent_temperature_c"].iloc[1]
+    assert "apparent_temperature_c" not in weather_features(region_history[["temperature_c"]])
