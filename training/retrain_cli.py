@@ -5,7 +5,10 @@ stream, ``settings.state_max_points`` hours per region) or from ``--data`` (a
 canonical table). Each served alias of the region (or ``--models``) is fitted and
 validated exactly as ``gridcast train`` does it (the last ``--val-days`` held out,
 day-ahead forecasts with the observed weather), and :func:`gridcast.store.save_model`
-promotes it only if its validation MAPE beats the served model's. A running service
+promotes it only if its validation MAPE beats the served model's. From the state store,
+without ``--val-days``, at most a third of the history is held out
+(:func:`live_val_days`): the store keeps ``state_max_points`` hours (70 days by
+default), fewer than the three times ``train_val_days`` a fit needs. A running service
 picks a promoted model up by itself (``settings.served_poll_s``); no restart.
 
 The service runs this command as a separate process when its drift trigger fires
@@ -68,6 +71,20 @@ def history_table(region: str, *, settings) -> pd.DataFrame:
     return table
 
 
+def live_val_days(table: pd.DataFrame, *, settings) -> int:
+    """Validation days for a fit on live history: ``train_val_days``, at most a third of the days held.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> t = pd.DataFrame({TIMESTAMP: pd.date_range("2024-01-01", periods=70 * 24, freq="h", tz="UTC")})
+        >>> live_val_days(t, settings=SimpleNamespace(train_val_days=28))
+        23
+    """
+    stamps = pd.DatetimeIndex(table[TIMESTAMP])
+    days = int((stamps.max() - stamps.min() + pd.Timedelta(hours=1)) / pd.Timedelta(days=1))
+    return max(1, min(settings.train_val_days, days // 3))
+
+
 def run(args: argparse.Namespace) -> int:
     from gridcast.schema import read_table
     from gridcast.settings import get_settings
@@ -75,16 +92,21 @@ def run(args: argparse.Namespace) -> int:
     from training.train_cli import train_models
 
     settings = get_settings()
+    val_days = args.val_days
     if args.data:
         df, meta = read_table(args.data)
     else:
         df, meta = history_table(args.region, settings=settings), {"source": "state store"}
+        if val_days is None:
+            val_days = live_val_days(df, settings=settings)
+            log.info("retrain %s: %d validation days of %d days of live history", args.region, val_days,
+                     df[TIMESTAMP].nunique() // 24)
     aliases = ([a.strip() for a in args.models.split(",") if a.strip()] if args.models
                else sorted({m.alias for m in served_models() if m.region == args.region}))
     if not aliases:
         raise UserInputError(f"no model is served for {args.region!r}; name --models", field="models")
     outcomes = train_models(df, meta, aliases=aliases, quick=args.quick, settings=settings, regions=[args.region],
-                            val_days=args.val_days, data_path=args.data or "state")
+                            val_days=val_days, data_path=args.data or "state")
     for o in outcomes:
         print(f"{o.region}/{o.alias}: MAPE {o.metrics['mape']:.2f}% — "
               f"{'promoted' if o.result.promoted else 'not promoted'}: {o.result.reason}")
