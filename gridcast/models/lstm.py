@@ -58,9 +58,8 @@ from gridcast.models.base import (
     fill_gaps,
     interval_columns,
 )
-from gridcast.models.lstm_features import calendar, inputs, lag_periods
+from gridcast.models.lstm_features import CALENDAR_FLAGS, LEGACY_FLAGS, calendar, inputs, lag_periods
 from gridcast.models.lstm_net import (
-    FLAGS,
     MAX_MISSING_SHARE,
     NET_LAYERS,
     WEATHER_TERMS,
@@ -191,6 +190,7 @@ class LSTMForecaster(Forecaster):
         """
         from gridcast.models.lstm_training import fit_lstm
 
+        self.flags_ = CALENDAR_FLAGS  # the calendar columns, saved with the model (_state)
         return fit_lstm(self, history)
 
     # -- the network's forward pass ----------------------------------------------------
@@ -426,7 +426,7 @@ class LSTMForecaster(Forecaster):
             "target": f"{LOAD} / mean({LOAD} over the input window) - 1",
             "encoder": f"{self.params['input_days']} day blocks: load ratio profile, calendar at block end, "
                        "mean temperature, temperature presence",
-            "decoder": "calendar_features (Fourier " + json.dumps(self.fourier_) + f", {', '.join(FLAGS)}, weekday), "
+            "decoder": "calendar_features (Fourier " + json.dumps(self.fourier_) + f", {', '.join(self.flags_)}, weekday), "
                        f"weather_features ({', '.join(WEATHER_TERMS)}) + presence flag + their change since each "
                        "lagged step, load ratio lags "
                        f"{lag_periods(self)} steps and last value, lead",
@@ -447,6 +447,7 @@ class LSTMForecaster(Forecaster):
             "H_": self.H_,
             "fourier_": self.fourier_,
             "holidays_": self.holidays_,
+            "flags_": list(self.flags_),
             "temp_mean_": self.temp_mean_,
             "temp_std_": self.temp_std_,
             "epochs_run_": self.epochs_run_,
@@ -465,6 +466,7 @@ class LSTMForecaster(Forecaster):
     def _restore(self, state: dict[str, Any], directory: Path) -> None:
         self.fourier_ = {k: tuple(v) for k, v in state["fourier_"].items()}
         self.holidays_ = state["holidays_"]
+        self.flags_ = tuple(state.get("flags_", LEGACY_FLAGS))  # saved before the list was recorded: the old one
         for key in ("freq_", "spd_", "window_", "H_", "temp_mean_", "temp_std_", "epochs_run_", "val_loss_",
                     "feature_spec_"):
             setattr(self, key, state[key])

@@ -12,16 +12,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridcast.features import COOLING_BASE_C, HEATING_BASE_C, calendar_features
+from gridcast.features import COOLING_BASE_C, DAY_TYPES, HEATING_BASE_C, calendar_features
 from gridcast.models.lstm_net import FLAGS
+
+#: calendar columns (besides the Fourier terms and weekday) of a model trained now: the
+#: weekend flag and every day type of :mod:`gridcast.calendar` (holidays national,
+#: eve, after and regional share, bridge days, the Christmas period, clock changes).
+#: A fitted model records its list as ``flags_`` and saves it, so a later change here
+#: never alters what a saved model sees.
+CALENDAR_FLAGS: tuple[str, ...] = ("is_weekend", *DAY_TYPES)
+#: the list of a model saved before ``flags_`` was recorded (weekend and national holidays)
+LEGACY_FLAGS: tuple[str, ...] = FLAGS
 
 
 def calendar(model: Any, index: pd.DatetimeIndex) -> np.ndarray:
+    """The calendar rows of ``index`` (UTC): Fourier terms, the model's ``flags_``, weekday one-hot.
+
+    Below a year of training data (``holidays_`` false) the region's holidays are left
+    out (zeros): from a few months the network would learn one holiday's dip and apply
+    it to every other one.
+    """
     country = model.params["country"] if model.holidays_ else None
     cal = calendar_features(index, country=country, tz=model.params["tz"], fourier=model.fourier_)
     fourier_cols = [c for c in cal.columns if c.startswith(("sin_", "cos_"))]
     weekday = np.eye(7, dtype=np.float32)[cal["weekday"].to_numpy().astype(int)]
-    return np.hstack([cal[fourier_cols + list(FLAGS)].to_numpy(np.float32), weekday])
+    return np.hstack([cal[fourier_cols + list(model.flags_)].to_numpy(np.float32), weekday])
 
 def weather_terms(model: Any, temps: np.ndarray) -> np.ndarray:
     """Scaled weather terms for an array of temperatures (°C, NaN = unknown → 0).

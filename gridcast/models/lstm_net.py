@@ -21,7 +21,8 @@ ANNUAL_MIN_DAYS = 2 * 365
 #: holiday flags only with a year of data: from a few months the network learns one
 #: holiday's dip (Tết's, say) and applies it to every other public holiday
 HOLIDAY_MIN_DAYS = 365
-#: calendar columns used besides the Fourier terms (numeric ``hour``/``month`` are left out)
+#: calendar columns of a model saved before it recorded its own (``flags_``; see
+#: ``lstm_features.CALENDAR_FLAGS``); numeric ``hour``/``month`` are left out
 FLAGS = ("is_weekend", "holiday", "holiday_eve", "holiday_after")
 #: weather terms used (from weather_features); other weather columns are ignored
 WEATHER_TERMS = (TEMPERATURE, "hdd", "cdd")
