@@ -4,7 +4,7 @@ Continuous batching, the simplest kind that pays: while the model computes one b
 (in a worker thread; TensorFlow and numpy release the GIL), new calls queue up; when
 it is done, everything queued (up to ``max_batch``) goes in the next call. An idle
 service answers a lone request at once (no timer to wait out); a busy one makes
-batches as large as the load. Past ``max_queue`` waiting calls a submission is refused
+batches as large as the load. Once ``max_queue`` calls are waiting, a submission is refused
 at once with :class:`~gridcast.errors.OverloadedError` (a fast 503 with Retry-After),
 so a saturated service sheds load in microseconds instead of timing out.
 
@@ -38,7 +38,9 @@ class Batcher(Generic[T, R]):
     Args:
         run: computes results for a list of items, in order (one call = one batch).
         max_batch: most items in one call (a larger single submission runs alone).
-        max_queue: most items waiting; a submission past it is refused.
+        max_queue: items waiting at which further submissions are refused (a submission
+            is taken whole while fewer wait, so the queue stays below ``max_queue`` plus
+            the largest submission: a ``/forecast_batch`` of 64 is not refused for its size).
         on_batch: told each batch's size (metrics).
     """
 
@@ -57,6 +59,11 @@ class Batcher(Generic[T, R]):
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def full(self) -> bool:
+        """Whether a submission now would be refused."""
+        return self._queued >= self.max_queue
+
     async def submit(self, items: Sequence[T]) -> list[R]:
         """The results for ``items``, computed in some batch.
 
@@ -66,7 +73,7 @@ class Batcher(Generic[T, R]):
         items = list(items)
         if not items:
             return []
-        if self._queued and self._queued + len(items) > self.max_queue:
+        if self.full:
             raise OverloadedError(
                 f"{self._queued} model calls are already waiting (limit {self.max_queue}); retry shortly"
             )

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         64, ge=1, description="Batching: most model calls merged into one network call."
     )
     max_queue_calls: int = Field(
-        64, ge=1, description="Model calls allowed to wait; past it a request gets 503 + Retry-After at once."
+        64, ge=1, description="Model calls waiting at which a forecast request gets 503 + Retry-After at once."
     )
     max_batch_requests: int = Field(
         64, ge=1, description="Largest list accepted by POST /forecast_batch."

@@ -88,6 +88,23 @@ def history_from(
     return out
 
 
+def columnar(history: Sequence[Mapping[str, Any]]) -> dict:
+    """An object-per-point hourly history as the columnar payload (``start``, ``step``, arrays).
+
+    Both forms give the same forecast; the columnar one validates as arrays.
+
+    Example:
+        >>> columnar([{"timestamp": "2024-01-01T00:00:00+00:00", "load_mw": 1.0},
+        ...           {"timestamp": "2024-01-01T01:00:00+00:00", "load_mw": 2.0, "temperature_c": 3.0}])
+        {'start': '2024-01-01T00:00:00+00:00', 'step': '1h', 'load_mw': [1.0, 2.0], 'temperature_c': [None, 3.0]}
+    """
+    out: dict[str, Any] = {"start": history[0]["timestamp"], "step": "1h",
+                           "load_mw": [p["load_mw"] for p in history]}
+    if any(p.get("temperature_c") is not None for p in history):
+        out["temperature_c"] = [p.get("temperature_c") for p in history]
+    return out
+
+
 def synthetic_base(rng: np.random.Generator, *, hours: int = MIN_HISTORY, level: float = 1000.0) -> list[dict]:
     """A plausible week (daily and weekly shape) when a deployment has no recent actuals."""
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)

@@ -23,6 +23,10 @@ Every response is checked (``catch_response=True``): status 200, as many points 
 horizon asked for, ``lower <= mean <= upper`` (:func:`load_tests.common.check_forecast`).
 Requests are grouped by ``name=``.
 
+Payload: uncached requests send their history object per point by default;
+``LOADTEST_PAYLOAD=columnar`` sends it as arrays (``{start, step, load_mw: [...]}``), the
+form that validates as arrays. Both give the same forecasts.
+
 Pacing: users are closed-loop (next request as soon as the answer is in) unless
 ``LOADTEST_USER_RATE`` (requests/s per user) is set; then ``constant_throughput``
 gives a fixed arrival rate of users × rate (the cached-latency benchmark).
@@ -48,7 +52,7 @@ import numpy as np
 from locust import LoadTestShape, between, constant, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from load_tests.common import MIN_HISTORY, base_from_recent, check_forecast, history_from, synthetic_base
+from load_tests.common import MIN_HISTORY, base_from_recent, check_forecast, columnar, history_from, synthetic_base
 
 logger = logging.getLogger("gridcast.loadtest")
 
@@ -123,11 +127,12 @@ class _ForecastUser(FastHttpUser):
         regions = _Catalog.lstm_regions or _Catalog.regions
         region = regions[int(self.rng.integers(len(regions)))]
         n = int(self.rng.choice(HISTORY_POINTS))
+        history = history_from(_Catalog.base[region], n=n, rng=self.rng)
         return {
             "region": region,
             "model": "lstm" if _Catalog.lstm_regions else "best",
             "horizon": int(self.rng.choice(HORIZONS)),
-            "history": history_from(_Catalog.base[region], n=n, rng=self.rng),
+            "history": columnar(history) if os.environ.get("LOADTEST_PAYLOAD") == "columnar" else history,
         }
 
     def cached_query(self) -> dict:

@@ -5,13 +5,21 @@ bodies (413, chunked uploads too) and admin calls without the API key (401); it 
 ``curl -d '{...}'`` bodies as JSON; it rewrites BentoML's own request-validation answers
 into ``{error, detail, field}``; and it serves the completed OpenAPI document at
 ``/docs.json`` (:mod:`service.openapi`).
+
+It also answers the forecast routes itself (``/forecast``, ``/forecast_batch``): once
+the body is read and accepted, it hands the bytes to the service's ``fast`` handler
+(validation straight from JSON, then the core) and sends its bytes back. A forecast
+thus skips BentoML's per-request machinery (routing, IO descriptors, the API wrapper),
+which cost more CPU than the model; the routes stay declared as BentoML APIs, so the
+OpenAPI document and clients see no difference. Until the service instance exists
+(startup), requests take BentoML's path.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -20,15 +28,31 @@ from gridcast.settings import Settings, get_settings
 from gridcast.wire import ErrorBody
 
 
+#: answers a forecast route's accepted body: (status, body bytes, extra headers)
+FastHandler = Callable[[str, bytes], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
+
+
 class GuardMiddleware:
-    """Refuse what must never reach an API; make every error body ``{error, detail, field}``."""
+    """Refuse what must never reach an API; make every error body ``{error, detail, field}``.
+
+    Args:
+        openapi: the completed OpenAPI document (served at ``/docs.json``).
+        fast: the service's handler for :attr:`FAST_ROUTES`, or None while it has none.
+        cors_origins: origins allowed cross-origin (the fast answers carry the header).
+    """
 
     #: POST routes that take JSON bodies
     JSON_ROUTES = ("/forecast", "/forecast_batch", "/recent", "/admin/", "/data/check")
+    #: POST routes answered by the service's own handler, below BentoML's per-request stack
+    FAST_ROUTES = ("/forecast", "/forecast_batch")
 
-    def __init__(self, app: Any, *, openapi: Callable[[], dict]) -> None:
+    def __init__(self, app: Any, *, openapi: Callable[[], dict],
+                 fast: Callable[[], FastHandler | None] = lambda: None,
+                 cors_origins: tuple[str, ...] = ()) -> None:
         self.app = app
         self.openapi = openapi
+        self.fast = fast
+        self.cors_origins = cors_origins
 
     @property
     def settings(self) -> Settings:
@@ -55,8 +79,21 @@ class GuardMiddleware:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
+            handler = self.fast() if path in self.FAST_ROUTES else None
+            if handler is not None:
+                status, answer, extra = await handler(path, body)
+                await self._send_fast(send, status, answer, extra, headers.get("origin"))
+                return
             receive = _replay(body, receive)
         await self.app(scope, receive, self._rewriting(send) if guarded else send)
+
+    async def _send_fast(self, send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]],
+                         origin: str | None) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+        if origin is not None and ("*" in self.cors_origins or origin in self.cors_origins):
+            headers.append((b"access-control-allow-origin", b"*" if "*" in self.cors_origins else origin.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     #: what ``curl -d`` and bare clients send; accepted only when the body is a JSON object
     LENIENT_MEDIA = ("", "application/x-www-form-urlencoded", "text/plain")
@@ -147,6 +184,11 @@ def _replay(body: bytes, original: Any) -> Any:
 
 def _err(status: int, code: str, detail: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(ErrorBody(error=code, detail=detail, field=field).model_dump(), status_code=status)
+
+
+def validation_body(errors: list[dict]) -> bytes:
+    """pydantic's errors as the one error body (``{error, detail, field}``, 400)."""
+    return _rewrite_validation(json.dumps({"detail": errors}, default=str).encode())
 
 
 def _rewrite_validation(raw: bytes) -> bytes:

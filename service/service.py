@@ -9,9 +9,18 @@ this process by :class:`gridcast.batching.Batcher`, one network call per batch.
 
 The request path (validate once, then arrays):
 
-    body → pydantic (:mod:`gridcast.wire`, by BentoML) → :class:`gridcast.forecast.Query`
+    body → pydantic straight from the JSON bytes (:mod:`gridcast.wire`)
+         → :class:`gridcast.forecast.Query`
          → plan (model, history, cache key; a hit returns the stored bytes as they are)
          → batcher → one ``predict_series`` per (region, alias) → response bytes (orjson)
+
+``/forecast`` and ``/forecast_batch`` are declared as BentoML APIs (the OpenAPI
+document, clients, ``bentoml build``), but :class:`GuardMiddleware` hands their bodies
+to :meth:`Gridcast.answer_http` directly: BentoML's per-request machinery (routing, IO
+descriptors, the API wrapper; tracing and the access log skip these two routes) cost
+more CPU than the model. BentoML's request metrics still count them. Once
+``max_queue_calls`` model calls are waiting, a forecast request is refused with 503 +
+``Retry-After`` before its body is even parsed.
 
 Errors: the core raises :class:`~gridcast.errors.GridcastError` subclasses; each
 carries its ``http_status`` and becomes JSON ``{error, detail, field}`` (503s with
@@ -40,10 +49,10 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from service import live, metrics
-from service.guard import GuardMiddleware, _err, _rewrite_validation
+from service.guard import GuardMiddleware, _err, _rewrite_validation, validation_body
 from gridcast.batching import Batcher
 from gridcast.catalog import ModelCatalog, ServedModel
-from gridcast.errors import GridcastError, ModelNotFoundError
+from gridcast.errors import GridcastError, ModelNotFoundError, OverloadedError
 from gridcast.forecast import Answer, ForecastCore, ModelRunner, Plan, hit
 from gridcast.settings import Settings, get_settings
 from gridcast.wire import (
@@ -61,6 +70,10 @@ logger = logging.getLogger("gridcast.service")
 
 #: the service process's settings: decorator arguments (batching, port) need them at import
 SETTINGS: Settings = get_settings()
+#: the routes the service answers below BentoML's per-request stack (see the module docstring)
+FAST_ROUTES = GuardMiddleware.FAST_ROUTES
+#: the running service instance of this process (set when it is ready to answer)
+_serving: list[Gridcast] = []
 
 def _served() -> list[Any]:
     """The store's served models (tag, alias, region, metadata); empty if none yet."""
@@ -85,16 +98,19 @@ def _model_refs() -> list[bentoml.models.BentoModel]:
     return [bentoml.models.BentoModel(tag) for tag in tags]
 
 
-def error_response(exc: GridcastError) -> Response:
-    """The JSON error body for a domain error, with the status the error carries."""
-    status = exc.http_status
-    if status >= 500 and not exc.retryable:
+def _error_bytes(exc: GridcastError) -> bytes:
+    if exc.http_status >= 500 and not exc.retryable:
         logger.error("internal error: %s", exc.detail)
         body = ErrorBody(error="internal_error", detail="the forecast could not be computed; see the server log")
     else:
         body = ErrorBody(error=exc.code, detail=exc.detail, field=exc.field)
+    return orjson.dumps(body.model_dump())
+
+
+def error_response(exc: GridcastError) -> Response:
+    """The JSON error body for a domain error, with the status the error carries."""
     headers = {"retry-after": "1"} if exc.retryable else None
-    return Response(orjson.dumps(body.model_dump()), status_code=status, media_type="application/json",
+    return Response(_error_bytes(exc), status_code=exc.http_status, media_type="application/json",
                     headers=headers)
 
 
@@ -152,6 +168,10 @@ admin = FastAPI(title="gridcast admin", openapi_url=None, docs_url=None, redoc_u
           "cors": {"enabled": bool(SETTINGS.cors_origins), "access_control_allow_origins": list(SETTINGS.cors_origins)}},
     traffic={"timeout": 120},
     workers=1,
+    # the forecast routes are answered by GuardMiddleware (answer_http): BentoML's tracing
+    # and access log skip them
+    logging={"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", *FAST_ROUTES]}},
+    tracing={"excluded_urls": list(FAST_ROUTES)},
 )
 @bentoml.asgi_app(admin, path="/")
 @_with_ui
@@ -192,6 +212,7 @@ class Gridcast:
                                           live=self.live)
         if s.served_poll_s > 0:
             self.watcher.start()
+        _serving[:] = [self]
         logger.info("gridcast serving %d models for regions %s", len(self.catalog), self.catalog.regions())
 
     def __is_ready__(self) -> bool:
@@ -233,6 +254,33 @@ class Gridcast:
         body = core.respond(plan, answer)[1]
         self.live.served(plan, answer)  # kept to be scored when its actuals arrive
         return body
+
+    async def answer_http(self, path: str, body: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """A forecast route's answer to an accepted JSON body: (status, body, extra headers).
+
+        Validation runs once, by pydantic straight from the bytes; errors get the same
+        ``{error, detail, field}`` bodies as everywhere. A full model queue is a 503
+        before the body is parsed.
+        """
+        status, out, headers = 200, b"", []
+        try:
+            if self.batcher.full:
+                self.metrics.count("overloaded")
+                raise OverloadedError(f"{self.batcher.queued} model calls are already waiting; retry shortly")
+            if path == "/forecast":
+                queries = [ForecastQuery.model_validate_json(body).to_query()]
+            else:
+                queries = [q.to_query() for q in BatchQuery.model_validate_json(body).requests]
+            bodies = await self._answer(queries)
+            out = bodies[0] if path == "/forecast" else b'{"results":[' + b",".join(bodies) + b"]}"
+        except ValidationError as exc:
+            status, out = 400, validation_body(exc.errors(include_url=False))
+        except Exception as exc:
+            err = _domain(exc)
+            status, out = err.http_status, _error_bytes(err)
+            if err.retryable:
+                headers = [(b"retry-after", b"1")]
+        return status, out, headers
 
     @bentoml.api(route="/forecast", input_spec=ForecastQuery)
     async def forecast(self, **fields: Any) -> ForecastResult:
@@ -369,4 +417,10 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 # data-dependent, so the class-scope list is handed to the service's model list as well
 # (`bentoml build` then packs every served model into the Bento).
 Gridcast.models.extend(r for r in Gridcast.inner.refs if r not in Gridcast.models)
-Gridcast.add_asgi_middleware(GuardMiddleware, openapi=_openapi_document)
+def _fast_handler():
+    """The running instance's forecast handler (None before it is ready)."""
+    return _serving[0].answer_http if _serving else None
+
+
+Gridcast.add_asgi_middleware(GuardMiddleware, openapi=_openapi_document, fast=_fast_handler,
+                             cors_origins=tuple(SETTINGS.cors_origins))
