@@ -65,7 +65,9 @@ log = logging.getLogger("gridcast.bench")
 
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 RESULTS_JSON = RESULTS / "load.json"
-PARTS = ("model", "batching", "batch64", "overload", "cached", "soak", "variant")
+PARTS = ("model", "batching", "payload", "batch64", "overload", "cached", "soak", "variant")
+#: the history form uncached requests send (``--payload``; locustfile's LOADTEST_PAYLOAD)
+PAYLOAD = {"form": "objects"}
 UNCACHED = "POST /forecast [uncached lstm]"
 CACHED = "POST /forecast [cached]"
 
@@ -131,6 +133,7 @@ def run_locust(
     cmd = locust_command(host=url, users=users, spawn_rate=spawn_rate or users, run_time=run_time,
                          user_classes=[user_class], csv_prefix=out, json_file=out, cpus=cpus)
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
+    run_env["LOADTEST_PAYLOAD"] = PAYLOAD["form"]
     run_env.update(env or {})
     done = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=3600)
     stats_path = out.with_name(out.name + ".json")
@@ -178,6 +181,22 @@ def bench_levels(args: argparse.Namespace, svc: ServiceProcess, mode: str) -> li
         log.info("batching %s, %3d users: %.1f req/s, p50/p95/p99 %s/%s/%s ms, %d failures, mean batch %s",
                  mode, users, row["rps"], row["p50_ms"], row["p95_ms"], row["p99_ms"], row["failures"],
                  row["mean_batch"])
+        rows.append(row)
+    return rows
+
+
+def bench_payload(args: argparse.Namespace, svc: ServiceProcess) -> list[dict]:
+    """The uncached load at 64 users with each history form, on the same service."""
+    rows = []
+    for form in ("objects", "columnar"):
+        cpu0 = svc.cpu_seconds()
+        res = run_locust(url=svc.url, users=64, run_time=f"{args.duration}s", user_class="UncachedForecastUser",
+                         out=args.out / f"payload-{form}", cpus=args.locust_cpus, env={"LOADTEST_PAYLOAD": form})
+        cpu = svc.cpu_seconds() - cpu0
+        row = {"form": form, **res["by_name"].get(UNCACHED, res["total"]), "errors": res["errors"]}
+        row["cpu_ms_per_req"] = round(1000 * cpu / row["requests"], 2) if row["requests"] else None
+        log.info("payload %s, 64 users: %.1f req/s, p99 %s ms, %s ms CPU/req", form, _ok_rps(row), row["p99_ms"],
+                 row["cpu_ms_per_req"])
         rows.append(row)
     return rows
 
@@ -364,7 +383,7 @@ def render(records: list[dict]) -> str:
         out += ["### Uncached LSTM forecasts — batching ON vs OFF", "", _header(rec), "",
                 f"Closed loop ({rec['duration_s']} s per level), req/s = answers that passed every check per "
                 "second (failed requests excluded), each request its own 168–336-point history "
-                "and a horizon of 1–168 steps (`UncachedForecastUser`). Mean batch = model calls per "
+                f"({_form(rec)}) and a horizon of 1–168 steps (`UncachedForecastUser`). Mean batch = model calls per "
                 "computed batch (`gridcast_model_batch_size`). CPU ms/req = CPU time of the service's process "
                 "tree per request (user + system): unlike latency it barely moves when other work shares the "
                 "machine, so 1000 / it estimates the requests/s one dedicated core would serve.", "",
@@ -385,7 +404,7 @@ def render(records: list[dict]) -> str:
         if 64 in on and 64 in off and _ok_rps(off[64]):
             ratio, p99 = _ok_rps(on[64]) / _ok_rps(off[64]), on[64]["p99_ms"]
             p99_met = p99 is not None and p99 <= TARGET_P99_BATCHED
-            out += ["", f"**Headline (64 users): ON/OFF throughput {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×: "
+            out += ["", f"**Headline (64 users): ON/OFF throughput {ratio:.2f}× (target ≥ {TARGET_RATIO:g}×: "
                     f"{'met' if ratio >= TARGET_RATIO else 'missed'}), ON p99 {_ms(p99)} ms (target ≤ "
                     f"{TARGET_P99_BATCHED:.0f} ms: {'met' if p99_met else 'missed'}).**"]
         cs = rec.get("cold_start") or {}
@@ -399,6 +418,20 @@ def render(records: list[dict]) -> str:
                                f"{c['rss_peak_mb']:.0f} |")
         if rec.get("note"):
             out += ["", rec["note"]]
+        out.append("")
+    rec = latest["payload"]
+    if rec:
+        out += ["### History payload: objects vs columnar", "", _header(rec), "",
+                f"The same uncached load (`UncachedForecastUser` × 64, {rec['duration_s']} s, batching ON) with the "
+                "history sent object per point (`[{timestamp, load_mw, temperature_c}, ...]`) and as arrays "
+                "(`{start, step, load_mw: [...], temperature_c: [...]}`). Both give the same forecasts "
+                "(tests/service/test_one_path.py).", "",
+                "| history form | req/s | p50 / p95 / p99 ms | failures / requests | service CPU ms/req |",
+                "|---|---|---|---|---|"]
+        for r in rec["payload"]:
+            out.append(f"| {r['form']} | {_ok_rps(r):.1f} | {_ms(r.get('p50_ms'))} / {_ms(r.get('p95_ms'))} / "
+                       f"{_ms(r.get('p99_ms'))} | {r.get('failures', '–')} / {r.get('requests', '–')} | "
+                       f"{r.get('cpu_ms_per_req') or '–'} |")
         out.append("")
     rec = latest["variant"]
     if rec and latest["batching"]:
@@ -482,6 +515,11 @@ def render(records: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _form(rec: dict) -> str:
+    """How a record's uncached requests sent their history."""
+    return "as arrays: the columnar form" if rec.get("payload") == "columnar" else "object per point"
+
+
 def _verdict(ok: bool | None) -> str:
     return "–" if ok is None else ("met" if ok else "missed")
 
@@ -495,7 +533,7 @@ def targets_table(latest: dict[str, dict | None]) -> list[str]:
         off = {r["users"]: r for r in rec["batching"]["off"]}
         if 64 in on:
             a = on[64]
-            rows.append(("uncached `/forecast`, 64 users, service on one core",
+            rows.append((f"uncached `/forecast`, 64 users, service on one core (history {_form(rec)})",
                          f"≥ {TARGET_RPS_64:.0f} req/s, p99 ≤ {TARGET_P99_BATCHED:.0f} ms, ≤ {TARGET_CPU_MS} ms CPU/req",
                          f"{_ok_rps(a):.0f} req/s, p99 {_ms(a['p99_ms'])} ms, {a.get('cpu_ms_per_req')} ms CPU/req "
                          f"(one core: {1000 / a['cpu_ms_per_req']:.0f} req/s)" if a.get("cpu_ms_per_req") else "–",
@@ -503,7 +541,14 @@ def targets_table(latest: dict[str, dict | None]) -> list[str]:
                                   and (a.get("cpu_ms_per_req") or 1e9) <= TARGET_CPU_MS)))
         if 64 in on and 64 in off and _ok_rps(off[64]):
             ratio = _ok_rps(on[64]) / _ok_rps(off[64])
-            rows.append(("batching ON / OFF, 64 users", f"≥ {TARGET_RATIO}×", f"{ratio:.2f}×", _verdict(ratio >= TARGET_RATIO)))
+            rows.append((f"batching ON / OFF, 64 users (history {_form(rec)})", f"≥ {TARGET_RATIO}×", f"{ratio:.2f}×", _verdict(ratio >= TARGET_RATIO)))
+    for r in (latest["payload"] or {}).get("payload", []):
+        rows.append((f"uncached `/forecast`, 64 users, batching ON, history {_form({'payload': r['form']})}",
+                     f"≥ {TARGET_RPS_64:.0f} req/s, p99 ≤ {TARGET_P99_BATCHED:.0f} ms, ≤ {TARGET_CPU_MS} ms CPU/req",
+                     f"{_ok_rps(r):.0f} req/s, p99 {_ms(r['p99_ms'])} ms, {r.get('cpu_ms_per_req')} ms CPU/req",
+                     _verdict(_ok_rps(r) >= TARGET_RPS_64 and (r["p99_ms"] or 1e9) <= TARGET_P99_BATCHED
+                              and (r.get("cpu_ms_per_req") or 1e9) <= TARGET_CPU_MS)))
+    if rec:
         cs = (rec.get("cold_start") or {}).get("on")
         if cs:
             rows.append(("cold start (process start → `/readyz`)", f"≤ {TARGET_COLD_S:.0f} s", f"{cs['seconds']:.1f} s",
@@ -571,6 +616,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cached-rate", type=float, default=500.0, help="cached path: total arrival rate (req/s)")
     ap.add_argument("--variant-ref", default="a625377",
                     help="git ref of the design to compare with (default: the two-process service)")
+    ap.add_argument("--payload", choices=("objects", "columnar"), default="objects",
+                    help="history form of the uncached requests (the 'payload' part runs both)")
     ap.add_argument("--batch64-users", type=int, default=4, help="/forecast_batch of 64: closed-loop users")
     ap.add_argument("--overload-users", type=int, default=256, help="overload: closed-loop users")
     ap.add_argument("--cached-users", type=int, default=50, help="cached path: users sharing that rate")
@@ -601,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     # a plain `kill` must still stop the services this run started (the finally blocks)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse(argv)
+    PAYLOAD["form"] = args.payload
     if args.render_only:
         write_section(render(load_records()))
         return 0
@@ -618,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python load_tests/bench.py", shlex.join(sys.argv[1:] if argv is None else argv)]).strip(),
         "machine": machine(), "duration_s": args.duration,
         "service_cpus": args.service_cpus, "locust_cpus": args.locust_cpus, "note": args.note,
+        "payload": args.payload,
     }
     if "model" in args.parts:
         rec["model"] = bench_model(args)
@@ -631,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
                 rec["batching"][mode] = rows
                 rec["cold_start"][mode] = {"seconds": round(svc.cold_start_s, 2), "rss_idle_mb": idle,
                                            "rss_peak_mb": max(r["rss_peak_mb"] for r in rows)}
+                if batching and "payload" in args.parts:
+                    rec["payload"] = bench_payload(args, svc)
                 if batching and "batch64" in args.parts:
                     rec["batch64"] = bench_batch64(args, svc)
                 if batching and "overload" in args.parts:
@@ -649,11 +700,13 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio": round(ratio, 2), "ratio_met": ratio >= TARGET_RATIO, "p99_on_ms": on[64]["p99_ms"],
                 "p99_met": on[64]["p99_ms"] is not None and on[64]["p99_ms"] <= TARGET_P99_BATCHED,
             }
-    elif {"cached", "soak", "batch64", "overload"} & set(args.parts):
+    elif {"cached", "soak", "batch64", "overload", "payload"} & set(args.parts):
         svc = start_service(args, batching=True, tag="on")
         try:
             rec["cold_start"] = {"on": {"seconds": round(svc.cold_start_s, 2), "rss_idle_mb": svc.rss_mb(),
                                         "rss_peak_mb": svc.rss_mb()}}
+            if "payload" in args.parts:
+                rec["payload"] = bench_payload(args, svc)
             if "batch64" in args.parts:
                 rec["batch64"] = bench_batch64(args, svc)
             if "overload" in args.parts:
