@@ -142,13 +142,11 @@ class ModelRunner:
         self.metrics = metrics or _NoMetrics()
 
     def warm_up(self) -> None:
-        """One forecast per model (traces the compiled network call) before the first request."""
+        """One forecast per model before the first request (lazy imports, first-call caches)."""
         for (region, alias), model in self.forecasters.items():
-            for n in (1, 8):
-                result = model.predict_series([SeriesRequest(24)] * n)[0]
-                if isinstance(result, GridcastError):
-                    logger.info("warm-up of %s/%s: %s", region, alias, result.detail)
-                    break
+            result = model.predict_series([SeriesRequest(24)])[0]
+            if isinstance(result, GridcastError):
+                logger.info("warm-up of %s/%s: %s", region, alias, result.detail)
 
     def run(self, plans: Sequence[Plan]) -> list[Answer | GridcastError]:
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)

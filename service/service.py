@@ -193,8 +193,8 @@ class Gridcast:
             forecasters[(m.region, m.alias)] = load_forecaster(m.tag)
             logger.info("loaded %s (%s/%s)", m.tag, m.region, m.alias)
         self.runner = ModelRunner(self.catalog, forecasters, metrics=self.metrics)
-        # the first call of a model traces its compiled network call (seconds): paid
-        # here, before /readyz, not by the first requests
+        # the first call of a model pays its lazy imports and first-call caches: here,
+        # before /readyz, not in the first requests
         self.runner.warm_up()
         self.state = make_state_store(s)
         self.cache = make_cache(s, on_error=lambda op: self.metrics.count("cache_error"))
