@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     max_queue_calls: int = Field(
         64, ge=1, description="Model calls waiting at which a forecast request gets 503 + Retry-After at once."
     )
+    max_inflight_requests: int = Field(
+        64, ge=1, description="Forecast requests being answered at once; one more gets 503 + Retry-After before "
+        "its body is parsed (keeps refusals fast past saturation).",
+    )
     max_batch_requests: int = Field(
         64, ge=1, description="Largest list accepted by POST /forecast_batch."
     )

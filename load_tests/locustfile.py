@@ -76,10 +76,20 @@ class _Catalog:
     lstm_regions: ClassVar[list[str]] = []
     base: ClassVar[dict[str, list[dict]]] = {}
 
+    _lock: ClassVar[Any] = None
+
     @classmethod
     def load(cls, client: Any) -> None:
-        if cls.regions is not None:
-            return
+        from gevent.lock import Semaphore  # users are greenlets: the first loads, the others wait
+
+        if cls._lock is None:
+            cls._lock = Semaphore()
+        with cls._lock:
+            if cls.regions is None:
+                cls._load(client)
+
+    @classmethod
+    def _load(cls, client: Any) -> None:
         with client.get("/models", name="/models", catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"GET /models: HTTP {resp.status_code}")

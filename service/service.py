@@ -18,9 +18,10 @@ The request path (validate once, then arrays):
 document, clients, ``bentoml build``), but :class:`GuardMiddleware` hands their bodies
 to :meth:`Gridcast.answer_http` directly: BentoML's per-request machinery (routing, IO
 descriptors, the API wrapper; tracing and the access log skip these two routes) cost
-more CPU than the model. BentoML's request metrics still count them. Once
-``max_queue_calls`` model calls are waiting, a forecast request is refused with 503 +
-``Retry-After`` before its body is even parsed.
+more CPU than the model. BentoML's request metrics still count them. With
+``max_inflight_requests`` forecast requests being answered, or ``max_queue_calls``
+model calls waiting, a forecast request is refused with 503 + ``Retry-After`` before
+its body is even parsed.
 
 Errors: the core raises :class:`~gridcast.errors.GridcastError` subclasses; each
 carries its ``http_status`` and becomes JSON ``{error, detail, field}`` (503s with
@@ -212,6 +213,7 @@ class Gridcast:
                                           live=self.live)
         if s.served_poll_s > 0:
             self.watcher.start()
+        self._inflight = 0  # forecast requests being answered (answer_http)
         _serving[:] = [self]
         logger.info("gridcast serving %d models for regions %s", len(self.catalog), self.catalog.regions())
 
@@ -259,14 +261,20 @@ class Gridcast:
         """A forecast route's answer to an accepted JSON body: (status, body, extra headers).
 
         Validation runs once, by pydantic straight from the bytes; errors get the same
-        ``{error, detail, field}`` bodies as everywhere. A full model queue is a 503
-        before the body is parsed.
+        ``{error, detail, field}`` bodies as everywhere. With ``max_inflight_requests``
+        requests already being answered, or a full model queue, the answer is a 503 +
+        ``Retry-After`` before the body is parsed: past saturation the work each loop
+        turn takes on stays bounded, so refusals stay fast.
         """
         status, out, headers = 200, b"", []
+        admitted = False
         try:
-            if self.batcher.full:
+            if self._inflight >= self.settings.max_inflight_requests or self.batcher.full:
                 self.metrics.count("overloaded")
-                raise OverloadedError(f"{self.batcher.queued} model calls are already waiting; retry shortly")
+                raise OverloadedError(f"{self._inflight} forecast requests and {self.batcher.queued} model calls "
+                                      "are already waiting; retry shortly")
+            self._inflight += 1
+            admitted = True
             if path == "/forecast":
                 queries = [ForecastQuery.model_validate_json(body).to_query()]
             else:
@@ -280,6 +288,9 @@ class Gridcast:
             status, out = err.http_status, _error_bytes(err)
             if err.retryable:
                 headers = [(b"retry-after", b"1")]
+        finally:
+            if admitted:
+                self._inflight -= 1
         return status, out, headers
 
     @bentoml.api(route="/forecast", input_spec=ForecastQuery)

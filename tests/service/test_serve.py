@@ -93,10 +93,13 @@ def test_served_errors_are_json_without_traces(served_url):
     assert r.status_code == 400 and r.json()["field"] == "horizon" and "Traceback" not in r.text
 
 
-@pytest.fixture(scope="module")
-def overloaded_url(served_home, tmp_path_factory) -> Iterator[str]:
-    """A service that lets at most 2 model calls wait: a burst is refused in part, at once."""
-    yield from _serve(served_home, tmp_path_factory, {"GRIDCAST_MAX_QUEUE_CALLS": "2", "GRIDCAST_MAX_BATCH_SIZE": "2"})
+@pytest.fixture(scope="module", params=["queue", "inflight"])
+def overloaded_url(request, served_home, tmp_path_factory) -> Iterator[str]:
+    """A service that lets at most 2 model calls wait, or answers at most 2 forecast requests
+    at once: either way a burst is refused in part, at once."""
+    limits = ({"GRIDCAST_MAX_QUEUE_CALLS": "2", "GRIDCAST_MAX_BATCH_SIZE": "2"} if request.param == "queue"
+              else {"GRIDCAST_MAX_INFLIGHT_REQUESTS": "2", "GRIDCAST_MAX_QUEUE_CALLS": "1000"})
+    yield from _serve(served_home, tmp_path_factory, limits)
 
 
 def test_overloaded_model_service_answers_503_not_500(overloaded_url, recent_frame):
