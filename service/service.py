@@ -42,7 +42,13 @@ import logging
 import sys
 from typing import Any
 
-import bentoml
+from gridcast.settings import Settings, get_settings, limit_blas_threads
+
+#: the service process's settings: decorator arguments (batching, port) need them at import
+SETTINGS: Settings = get_settings()
+limit_blas_threads(SETTINGS)  # before anything imports numpy (bentoml does not)
+
+import bentoml  # noqa: E402 (after the BLAS thread limit)
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -55,7 +61,6 @@ from gridcast.batching import Batcher
 from gridcast.catalog import ModelCatalog, ServedModel
 from gridcast.errors import GridcastError, ModelNotFoundError, OverloadedError
 from gridcast.forecast import Answer, ForecastCore, ModelRunner, Plan, hit
-from gridcast.settings import Settings, get_settings
 from gridcast.wire import (
     BatchQuery,
     BatchResult,
@@ -69,8 +74,6 @@ from gridcast.wire import (
 
 logger = logging.getLogger("gridcast.service")
 
-#: the service process's settings: decorator arguments (batching, port) need them at import
-SETTINGS: Settings = get_settings()
 #: the routes the service answers below BentoML's per-request stack (see the module docstring)
 FAST_ROUTES = GuardMiddleware.FAST_ROUTES
 #: the running service instance of this process (set when it is ready to answer)
