@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -130,7 +131,13 @@ def iso_stamps(start: int, step: int, n: int) -> list[str]:
 
 
 def iso(epoch: int) -> str:
-    return iso_stamps(epoch, 1, 1)[0]
+    """One UTC ISO 8601 timestamp, as :func:`iso_stamps` writes them.
+
+    Example:
+        >>> iso(0) == iso_stamps(0, 1, 1)[0] == "1970-01-01T00:00:00+00:00"
+        True
+    """
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat()
 
 
 # ---- payloads with their own timestamps, checked onto a model's grid -------------------------

@@ -110,7 +110,7 @@ class _Columnar(_Strict):
         if len(set(lengths.values())) > 1:
             raise UserInputError(f"{name} columns must have equal lengths, got {lengths}", field=name)
         step = int(pd.Timedelta(self.step).total_seconds())
-        columns = {k: np.array([np.nan if v is None else v for v in vals], dtype=float)
+        columns = {k: np.array(vals, dtype=float)  # None (missing) becomes NaN
                    for k, vals in self._columns((LOAD, *WEATHER)).items()}
         return Series(int(self.start.timestamp()), step, columns)
 
