@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     )
     blas_threads: int = Field(
         1, ge=1, description="BLAS threads of a serving process (the batcher merges requests; more threads "
-        "contend for the cores; an OPENBLAS_NUM_THREADS/OMP_NUM_THREADS already set wins).",
+        "contend for the cores).",
     )
     max_inflight_requests: int = Field(
         64, ge=1, description="Forecast requests being answered at once; one more gets 503 + Retry-After before "
@@ -287,19 +287,14 @@ def get_settings() -> Settings:
     return Settings()
 
 
-#: what BLAS libraries read for their thread count, once, when numpy is first imported
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def limit_blas_threads(settings: Settings) -> None:
-    """Give a serving process ``settings.blas_threads`` BLAS threads, unless the environment sets them.
+    """Give this serving process ``settings.blas_threads`` BLAS threads (threadpoolctl, at run time).
 
-    Only effective before numpy is first imported. A multi-threaded BLAS on a shared or
-    quota-limited machine (a container sees every host core) spins for cores it does not
-    get: the LSTM's batch of 64 took 7.8 ms with OpenBLAS's default threads on this
-    2-core machine under load, 0.6 ms with one.
+    A multi-threaded BLAS on a shared or quota-limited machine (a container sees every
+    host core) spins for cores it does not get: the LSTM's batch matmul took 6.4-7.8 ms
+    of CPU with OpenBLAS's default threads on this 2-core machine under load, 0.6-0.7 ms
+    with one. The batcher already merges requests; one thread per process is enough.
     """
-    import os
+    from threadpoolctl import threadpool_limits
 
-    for var in BLAS_THREAD_VARS:
-        os.environ.setdefault(var, str(settings.blas_threads))
+    threadpool_limits(limits=settings.blas_threads, user_api="blas")

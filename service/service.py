@@ -42,13 +42,7 @@ import logging
 import sys
 from typing import Any
 
-from gridcast.settings import Settings, get_settings, limit_blas_threads
-
-#: the service process's settings: decorator arguments (batching, port) need them at import
-SETTINGS: Settings = get_settings()
-limit_blas_threads(SETTINGS)  # before anything imports numpy (bentoml does not)
-
-import bentoml  # noqa: E402 (after the BLAS thread limit)
+import bentoml
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,6 +55,7 @@ from gridcast.batching import Batcher
 from gridcast.catalog import ModelCatalog, ServedModel
 from gridcast.errors import GridcastError, ModelNotFoundError, OverloadedError
 from gridcast.forecast import Answer, ForecastCore, ModelRunner, Plan, hit
+from gridcast.settings import Settings, get_settings, limit_blas_threads
 from gridcast.wire import (
     BatchQuery,
     BatchResult,
@@ -73,6 +68,9 @@ from gridcast.wire import (
 )
 
 logger = logging.getLogger("gridcast.service")
+
+#: the service process's settings: decorator arguments (batching, port) need them at import
+SETTINGS: Settings = get_settings()
 
 #: the routes the service answers below BentoML's per-request stack (see the module docstring)
 FAST_ROUTES = GuardMiddleware.FAST_ROUTES
@@ -190,6 +188,7 @@ class Gridcast:
         from gridcast.store import load_forecaster
 
         self.settings = s = get_settings()
+        limit_blas_threads(s)
         self.catalog = ModelCatalog.from_store(_served())
         self.metrics = metrics.PrometheusMetrics()
         forecasters = {}

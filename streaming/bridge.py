@@ -487,6 +487,9 @@ async def run_bridge(settings: Settings) -> BridgeMetrics:
     """Run a bridge until SIGTERM/SIGINT; the CLI's entry point."""
     import signal
 
+    from gridcast.settings import limit_blas_threads
+
+    limit_blas_threads(settings)  # like the service: one BLAS thread, the forecasts are batched
     bridge = Bridge(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
