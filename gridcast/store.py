@@ -148,6 +148,20 @@ def _served_entries(store: ModelStore) -> list[dict[str, Any]]:
     return [dict(e) for e in pointer.info.metadata.get("served", [])]
 
 
+def served_pointer() -> str | None:
+    """The tag of the current served pointer (changes with every promotion); None if none yet.
+
+    One metadata read: what a watcher polls before reading every served model's.
+    """
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return str(bentoml.models.get(f"{SERVED_NAME}:latest", _model_store=model_store()).tag)
+    except NotFound:
+        return None
+
+
 def _write_served(store: ModelStore, entries: list[dict[str, Any]], reason: str) -> str:
     import bentoml
 

@@ -175,6 +175,7 @@ class ServedWatcher(threading.Thread):
         self.live = live
         self.stopped = threading.Event()
         self.swaps = 0
+        self._pointer: str | None = "unread"  # the served pointer's tag at the last full read
 
     def run(self) -> None:
         while not self.stopped.wait(self.every_s):
@@ -184,12 +185,21 @@ class ServedWatcher(threading.Thread):
                 logger.exception("served-pointer check failed; trying again in %.0f s", self.every_s)
 
     def check(self) -> bool:
-        """One poll: swap when the served set changed; True if it did."""
-        from gridcast.store import served_models
+        """One poll: swap when the served set changed; True if it did.
+
+        Only the served pointer's tag is read while it stays the same (one metadata
+        file); every served model's metadata only after a promotion moved it.
+        """
+        from gridcast.store import served_models, served_pointer
 
         core = self.current()
-        catalog = ModelCatalog.from_store(served_models())
+        pointer = served_pointer()
         swapped = False
+        if pointer == self._pointer:
+            self.live.refresh(core.catalog)
+            return swapped
+        catalog = ModelCatalog.from_store(served_models())
+        self._pointer = pointer
         if signature(catalog) != signature(core.catalog):
             runner = build_runner(catalog, core.runner, core.runner.metrics if core.runner else None)
             new = ForecastCore(settings=core.settings, catalog=runner.catalog, runner=runner, state=core.state,
