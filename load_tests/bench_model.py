@@ -42,6 +42,7 @@ def _cpu(fn, repeats: int) -> float:
 
 def model_limits(batch: int = 64, repeats: int = 50, seed: int = 0) -> dict:
     from gridcast.models.base import SeriesRequest
+    from gridcast.models.lstm_features import inputs
     from gridcast.series import Series
     from gridcast.store import load_forecaster, served_models
 
@@ -68,9 +69,9 @@ def model_limits(batch: int = 64, repeats: int = 50, seed: int = 0) -> dict:
     offsets = np.concatenate([-spd * step * np.arange(d - 1, -1, -1), step * np.arange(1, H + 1)])
     cal = model._calendar_rows(last[:, None] + offsets[None, :])
     L = model.window_
-    enc, dec, base, _ = model._inputs(np.stack([r.history.load[-L:] for r in requests]),
-                                      np.stack([r.history.get("temperature_c")[-L:] for r in requests]),
-                                      cal[:, :d], cal[:, d:], np.full((batch, H), np.nan))
+    enc, dec, base, _ = inputs(model, np.stack([r.history.load[-L:] for r in requests]),
+                               np.stack([r.history.get("temperature_c")[-L:] for r in requests]),
+                               cal[:, :d], cal[:, d:], np.full((batch, H), np.nan))
     network = _cpu(lambda: model._run(enc, dec, base), repeats)
     return {
         "model": served[0].tag, "batch": batch, "repeats": repeats,

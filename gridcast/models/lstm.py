@@ -240,7 +240,10 @@ class LSTMForecaster(Forecaster):
     # -- forecasting ------------------------------------------------------------------
     @property
     def _step_s(self) -> int:
-        return int(pd.Timedelta(self.freq_).total_seconds())
+        cached = self.__dict__.get("_step_cache")  # read per request: pd.Timedelta is slow
+        if cached is None or cached[0] != self.freq_:
+            cached = self.__dict__["_step_cache"] = (self.freq_, int(pd.Timedelta(self.freq_).total_seconds()))
+        return cached[1]
 
     def _calendar_rows(self, epochs: np.ndarray) -> np.ndarray:
         """Calendar rows for epoch seconds on the model's grid, from a table built once.
@@ -295,7 +298,7 @@ class LSTMForecaster(Forecaster):
             raise InsufficientDataError(
                 f"LSTM needs {L} steps of history ({self.params['input_days']} days), got {len(load)}"
             )
-        if np.isnan(load).mean() > MAX_MISSING_SHARE:
+        if np.count_nonzero(np.isnan(load)) > MAX_MISSING_SHARE * len(load):
             raise InsufficientDataError(f"more than {MAX_MISSING_SHARE:.0%} of the input window is missing")
         return last, fill_gaps(load), temp
 
