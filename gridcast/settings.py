@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         64, ge=1, description="Batching: most model calls merged into one network call."
     )
     max_queue_calls: int = Field(
-        64, ge=1, description="Model calls waiting at which a forecast request gets 503 + Retry-After at once."
+        256, ge=1, description="Model calls waiting at which a forecast request gets 503 + Retry-After at once."
     )
     blas_threads: int = Field(
         1, ge=1, description="BLAS threads of a serving process (the batcher merges requests; more threads "

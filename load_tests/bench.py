@@ -463,7 +463,9 @@ def render(records: list[dict]) -> str:
         ok, no = o["ok"] or {}, o["refused"] or {}
         out += ["### Overload", "", _header(rec), "",
                 f"`OverloadUser` × {o['users']} closed loop (far past saturation), {rec['duration_s']} s: a 503 with "
-                "`Retry-After` is the expected refusal (the batcher's queue is full), anything but 200/503 fails.", "",
+                "`Retry-After` is the expected refusal (the service's in-flight or queue bound is reached), anything but "
+                "200/503 fails. A refused user waits the `Retry-After` before its next request, as HTTP clients' "
+                "retry policies do.", "",
                 "| answer | requests | req/s | p50 / p95 / p99 ms |", "|---|---|---|---|",
                 f"| 200 (forecast) | {ok.get('requests', 0)} | {ok.get('rps', 0):.1f} | {_ms(ok.get('p50_ms'))} / "
                 f"{_ms(ok.get('p95_ms'))} / {_ms(ok.get('p99_ms'))} |",

@@ -59,7 +59,9 @@ def history_from(
 
     Older steps than ``base`` holds repeat it (the weekly pattern when ``base`` is a
     week), so any length can be asked for; multiplicative noise of relative size
-    ``noise`` makes each history unique, hence a cache miss.
+    ``noise`` makes each history unique, hence a cache miss. Cheap to call per request
+    (timestamps and the repeated base are built once per ``(base, n)``): the load
+    generator must not be what limits a benchmark.
 
     Args:
         base: observations (``timestamp``, ``load_mw``, optional ``temperature_c``),
@@ -73,19 +75,29 @@ def history_from(
     """
     if not base:
         raise ValueError("history_from needs at least one base observation")
-    last = datetime.fromisoformat(str(base[-1]["timestamp"])).astimezone(UTC)
-    k = len(base)
+    stamps, loads, temps = _history_frame(base, n)
     jitter = 1.0 + noise * rng.standard_normal(n) if noise else np.ones(n)
-    out = []
-    for i in range(n):
-        src = base[(i - n) % k]
-        obs = {"timestamp": (last - timedelta(hours=n - 1 - i)).isoformat(),
-               "load_mw": round(float(src["load_mw"]) * float(jitter[i]), 3)}
-        temp = src.get("temperature_c")
-        if temp is not None and math.isfinite(float(temp)):
-            obs["temperature_c"] = round(float(temp), 2)
-        out.append(obs)
-    return out
+    values = np.round(loads * jitter, 3).tolist()
+    return [{"timestamp": ts, "load_mw": v} if t is None else {"timestamp": ts, "load_mw": v, "temperature_c": t}
+            for ts, v, t in zip(stamps, values, temps)]
+
+
+_FRAMES: dict[tuple, tuple[list[str], np.ndarray, list[float | None]]] = {}
+
+
+def _history_frame(base: Sequence[Mapping[str, Any]], n: int) -> tuple[list[str], np.ndarray, list[float | None]]:
+    key = (id(base), len(base), str(base[0]["timestamp"]), str(base[-1]["timestamp"]), n)
+    if key not in _FRAMES:
+        last = datetime.fromisoformat(str(base[-1]["timestamp"])).astimezone(UTC)
+        k = len(base)
+        src = [base[(i - n) % k] for i in range(n)]
+        stamps = [(last - timedelta(hours=n - 1 - i)).isoformat() for i in range(n)]
+        temps = []
+        for obs in src:
+            temp = obs.get("temperature_c")
+            temps.append(round(float(temp), 2) if temp is not None and math.isfinite(float(temp)) else None)
+        _FRAMES[key] = (stamps, np.array([float(o["load_mw"]) for o in src]), temps)
+    return _FRAMES[key]
 
 
 def columnar(history: Sequence[Mapping[str, Any]]) -> dict:

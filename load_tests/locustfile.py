@@ -49,6 +49,7 @@ import time
 from typing import Any, ClassVar
 
 import numpy as np
+import orjson
 from locust import LoadTestShape, between, constant, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -115,8 +116,8 @@ class _Catalog:
 def _json(resp: Any) -> Any:
     """The decoded body, or None after marking the request failed (a 200 that is not JSON)."""
     try:
-        return resp.json()
-    except ValueError:
+        return orjson.loads(resp.content or b"")
+    except ValueError:  # orjson.JSONDecodeError is one
         resp.failure(f"not JSON: {(resp.text or '')[:200]!r}")
         return None
 
@@ -154,7 +155,7 @@ class _ForecastUser(FastHttpUser):
     # -- requests with checks ----------------------------------------------------------------
     def post_forecast(self, query: dict, name: str) -> None:
         strict = query["model"] if query.get("history") else None
-        with self.client.post("/forecast", data=json.dumps(query), headers={"content-type": "application/json"},
+        with self.client.post("/forecast", data=orjson.dumps(query), headers={"content-type": "application/json"},
                               name=name, catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
@@ -167,7 +168,7 @@ class _ForecastUser(FastHttpUser):
                 resp.failure(problem)
 
     def post_batch(self, queries: list[dict], name: str) -> None:
-        with self.client.post("/forecast_batch", data=json.dumps({"requests": queries}),
+        with self.client.post("/forecast_batch", data=orjson.dumps({"requests": queries}),
                               headers={"content-type": "application/json"}, name=name,
                               catch_response=True) as resp:
             if resp.status_code != 200:
@@ -230,14 +231,24 @@ class Batch64User(_ForecastUser):
 
 
 class OverloadUser(_ForecastUser):
-    """Uncached forecasts past saturation: 200s pass, 503 + Retry-After is the expected refusal."""
+    """Uncached forecasts past saturation: 200s pass, 503 + Retry-After is the expected refusal.
+
+    A refused user waits the ``Retry-After`` it was given before its next request, as
+    HTTP clients' retry policies do (``LOADTEST_RETRY_AFTER=ignore``: retry at once, a
+    flood of refusals rather than clients).
+    """
 
     weight = 1
+    _wait = 0.0
+
+    def wait_time(self) -> float:  # type: ignore[override]
+        wait, self._wait = self._wait, 0.0
+        return wait
 
     @task
     def uncached(self) -> None:
         query = self.uncached_query()
-        with self.client.post("/forecast", data=json.dumps(query), headers={"content-type": "application/json"},
+        with self.client.post("/forecast", data=orjson.dumps(query), headers={"content-type": "application/json"},
                               name="/forecast [uncached lstm]", catch_response=True) as resp:
             if resp.status_code == 503:
                 retry = resp.headers.get("retry-after")
@@ -246,6 +257,8 @@ class OverloadUser(_ForecastUser):
                 else:
                     resp.success()
                     resp.request_meta["name"] = "/forecast [503]"  # its own row: the refusal's latency
+                    if os.environ.get("LOADTEST_RETRY_AFTER", "respect") != "ignore":
+                        self._wait = float(retry)
                 return
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
