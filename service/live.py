@@ -49,6 +49,7 @@ class LiveScores:
         self.drift = DriftMonitor(ratio=settings.drift_ratio, duration_s=settings.drift_duration_s,
                                   min_points=settings.drift_min_points)
         self.retrains: list[str] = []
+        self._children: list[subprocess.Popen] = []  # retrain processes launched by the drift trigger
 
     # -- forecasts and actuals ---------------------------------------------------------------
     def served(self, plan: Plan, answer: Answer) -> None:
@@ -101,6 +102,8 @@ class LiveScores:
 
     def refresh(self, catalog: ModelCatalog, *, now: float | None = None) -> dict[str, dict[str, dict]]:
         """Recompute every region's scores, set the gauges, and feed the drift monitor."""
+        # finished retrain processes are reaped (poll), running ones kept: none stays a zombie
+        self._children = [p for p in self._children if p.poll() is None]
         out = {}
         for region in catalog.regions():
             scores = self.region_metrics(region)
@@ -121,8 +124,9 @@ class LiveScores:
         logger.warning("live error of %s drifted past %.2fx validation for %d s: retraining", region,
                        self.settings.drift_ratio, self.settings.drift_duration_s)
         self.retrains.append(region)
-        subprocess.Popen([sys.executable, "-m", "training.retrain_cli", "--region", region],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._children.append(subprocess.Popen([sys.executable, "-m", "training.retrain_cli", "--region", region],
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                               start_new_session=True))
 
 
 def signature(catalog: ModelCatalog) -> tuple[str, ...]:

@@ -72,9 +72,6 @@ def retrain_children() -> dict[int, str]:
     return out
 
 
-# service.live drops its handle on the retrain process at once (it is never reaped): Python warns when the
-# Popen object goes while the child still runs. Reported; the process itself is what this test checks.
-@pytest.mark.filterwarnings("ignore:Exception ignored in. <function Popen.__del__:pytest.PytestUnraisableExceptionWarning")
 def test_the_drift_trigger_launches_a_real_retrain_once_live_error_stays_above_validation(isolated):
     """The service's trigger (service.live.LiveScores) with retrain_on_drift on: a real process fits a new version."""
     import time
