@@ -64,3 +64,32 @@ def test_locust_smoke_has_no_failures(service: ServiceProcess, tmp_path: Path) -
     assert total["requests"] >= 20, total
     for name in ("POST /forecast [cached]", "POST /forecast [uncached lstm]", "POST /forecast_batch [2-8 uncached]"):
         assert name in stats and stats[name]["requests"] >= 2, (name, sorted(stats))
+
+
+def test_locust_smoke_with_columnar_histories_and_overload_retry_after(service: ServiceProcess, tmp_path: Path) -> None:
+    """The columnar payload and the overload scenario (which honours Retry-After) run clean too."""
+    prefix = tmp_path / "columnar"
+    cmd = locust_command(host=service.url, users=8, spawn_rate=8, run_time="6s",
+                         user_classes=("UncachedForecastUser", "OverloadUser"), csv_prefix=prefix, json_file=prefix)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")} | {"LOADTEST_PAYLOAD": "columnar"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    stats = read_stats_json(prefix.with_name("columnar.json"))
+    assert stats["Aggregated"]["failures"] == 0, prefix.with_name("columnar_failures.csv").read_text()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert stats["POST /forecast [uncached lstm]"]["requests"] >= 4, sorted(stats)
+
+
+def test_the_model_only_benchmark_measures_the_served_lstm(quick_store: Path) -> None:
+    """load_tests/bench_model.py (the model-only limits in BENCHMARKS.md) runs on a served store."""
+    import json
+    import sys
+
+    from load_tests.common import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCAST_")} | {"BENTOML_HOME": str(quick_store)}
+    done = subprocess.run([sys.executable, str(ROOT / "load_tests" / "bench_model.py"), "--batch", "8", "--repeats", "2"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    limits = json.loads(done.stdout.strip().splitlines()[-1])
+    assert limits["batch"] == 8 and limits["network_forecasts_per_s"] > 0
+    assert 0 < limits["share_of_network_limit"] <= 1.5, limits
