@@ -1,7 +1,7 @@
 """Service benchmark: cold start and single-request latency (p50 / p99).
 
 * **Cold start**: process start (``bentoml serve``, as ``gridcast serve`` runs it) →
-  ``GET /readyz`` answers 200, repeated ``--runs`` times. Target: ≤ 20 s.
+  ``GET /readyz`` answers 200, repeated ``--runs`` times. Target: ≤ 5 s.
 * **Single-request latency**: one client, one request at a time, against the last
   started service: ``cached`` (the same request again: a cache hit), ``uncached`` (each
   request brings its own history, so the model runs; batches of one), and the
@@ -25,7 +25,6 @@ import logging
 import statistics
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,10 +123,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+#: the serving issue's cold-start target (process start -> /readyz), seconds
+TARGET_COLD_S = 5.0
+
+
 def render(rec: dict[str, Any]) -> str:
     m = rec["machine"]
     cold = rec["cold_start_s"]
-    target = "meets" if max(cold) <= 20 else "MISSES"
+    target = "meets" if max(cold) <= TARGET_COLD_S else "MISSES"
     lines = [
         f"### Service — cold start and single-request latency ({rec['date']} UTC)",
         "",
@@ -138,7 +141,7 @@ def render(rec: dict[str, Any]) -> str:
         "",
         f"Cold start (process start → `/readyz` OK), {len(cold)} runs: "
         + ", ".join(f"{c:.1f} s" for c in cold)
-        + f" — median **{statistics.median(cold):.1f} s**, worst {max(cold):.1f} s ({target} the ≤ 20 s target). "
+        + f" — median **{statistics.median(cold):.1f} s**, worst {max(cold):.1f} s ({target} the ≤ {TARGET_COLD_S:g} s target). "
         f"RSS of the whole process tree after the run: {rec['rss_mb_after']:.0f} MB.",
         "",
         "| one client, sequential | requests | p50 ms | p99 ms | mean ms | cache hits | failures |",
@@ -155,9 +158,9 @@ def render(rec: dict[str, Any]) -> str:
                      f"{r['cache_hits']} | {r['failures']} |")
     if rec.get("served"):
         lines += ["", f"Served models: {', '.join(rec['served'])}."]
-    lines += ["", "Cold start on this shared machine is mostly imports competing for 2 CPUs (TensorFlow + the "
-              "models in the model process, Gradio in the API process when the UI is mounted; both processes "
-              "start in parallel and `/readyz` waits for both). Raw numbers: `load_tests/results/service.json`."]
+    lines += ["", "Cold start is two Python processes one after the other (the `bentoml serve` CLI, then the "
+              "service's worker: imports, the served models loaded, one warm-up forecast each); mounting the UI "
+              "adds Gradio's import to the worker. Raw numbers: `load_tests/results/service.json`."]
     return "\n".join(lines)
 
 
