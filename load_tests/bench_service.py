@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": "python load_tests/bench_service.py " + " ".join(args.argv),
         "machine": machine(),
         "settings": {"batching": settings.batching, "max_batch_size": settings.max_batch_size,
-                     "max_latency_ms": settings.max_latency_ms, "ui_mounted": args.ui},
+                     "max_inflight_requests": settings.max_inflight_requests, "ui_mounted": args.ui},
         "request": {"region": args.region, "model": args.model, "horizon": args.horizon,
                     "history_points": args.history},
         "cold_start_s": cold,
