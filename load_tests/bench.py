@@ -519,7 +519,7 @@ def render(records: list[dict]) -> str:
 
 def _form(rec: dict) -> str:
     """How a record's uncached requests sent their history."""
-    return "as arrays: the columnar form" if rec.get("payload") == "columnar" else "object per point"
+    return "as arrays: the columnar form" if rec.get("payload_form") == "columnar" else "object per point"
 
 
 def _verdict(ok: bool | None) -> str:
@@ -545,7 +545,7 @@ def targets_table(latest: dict[str, dict | None]) -> list[str]:
             ratio = _ok_rps(on[64]) / _ok_rps(off[64])
             rows.append((f"batching ON / OFF, 64 users (history {_form(rec)})", f"≥ {TARGET_RATIO}×", f"{ratio:.2f}×", _verdict(ratio >= TARGET_RATIO)))
     for r in (latest["payload"] or {}).get("payload", []):
-        rows.append((f"uncached `/forecast`, 64 users, batching ON, history {_form({'payload': r['form']})}",
+        rows.append((f"uncached `/forecast`, 64 users, batching ON, history {_form({'payload_form': r['form']})}",
                      f"≥ {TARGET_RPS_64:.0f} req/s, p99 ≤ {TARGET_P99_BATCHED:.0f} ms, ≤ {TARGET_CPU_MS} ms CPU/req",
                      f"{_ok_rps(r):.0f} req/s, p99 {_ms(r['p99_ms'])} ms, {r.get('cpu_ms_per_req')} ms CPU/req",
                      _verdict(_ok_rps(r) >= TARGET_RPS_64 and (r["p99_ms"] or 1e9) <= TARGET_P99_BATCHED
@@ -668,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python load_tests/bench.py", shlex.join(sys.argv[1:] if argv is None else argv)]).strip(),
         "machine": machine(), "duration_s": args.duration,
         "service_cpus": args.service_cpus, "locust_cpus": args.locust_cpus, "note": args.note,
-        "payload": args.payload,
+        "payload_form": args.payload,
     }
     if "model" in args.parts:
         rec["model"] = bench_model(args)
