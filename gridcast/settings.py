@@ -34,7 +34,8 @@ class Settings(BaseSettings):
         Path("data"), description="Where `make run` writes generated and cleaned data."
     )
     country: str = Field(
-        "VN", description="ISO country code whose public holidays feed the features."
+        "VN", description="ISO country code whose public holidays feed the features; 'ES-CT' style (ISO 3166-2) "
+        "for one subdivision's own holidays."
     )
     region_timezone: str = Field(
         "Asia/Ho_Chi_Minh",

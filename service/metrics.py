@@ -60,15 +60,6 @@ def observe_batch(size: int, alias: str = "any") -> None:
     batch_size_histogram().labels(alias=alias).observe(size)
 
 
-#: live score gauges: name -> help (labels region, model, window; coverage also level)
-LIVE_GAUGES = {
-    "mape": "Live MAPE (%) of served forecasts scored against arrived actuals, per data-time window.",
-    "mae": "Live mean absolute error (MW) of served forecasts, per data-time window.",
-    "bias": "Live bias (mean forecast minus actual, MW), per data-time window.",
-    "n": "Scored forecast steps in the window.",
-}
-
-
 @cache
 def _gauge(name: str, documentation: str, labels: tuple[str, ...]) -> Any:
     from prometheus_client import Gauge
@@ -79,12 +70,15 @@ def _gauge(name: str, documentation: str, labels: tuple[str, ...]) -> Any:
 
 def set_live(region: str, model: str, window: str, summary: dict) -> None:
     """Set ``gridcast_live_{mape,mae,bias,n,coverage}{region,model,window[,level]}`` from one live summary."""
+    from gridcast.scoring import LIVE_GAUGES
+
     labels = {"region": region, "model": model, "window": window}
     for key, doc in LIVE_GAUGES.items():
+        if key == "coverage":  # per level: below
+            continue
         value = summary.get(key)
         if value is not None:
             _gauge(f"gridcast_live_{key}", doc, ("region", "model", "window")).labels(**labels).set(value)
-    cover = _gauge("gridcast_live_coverage", "Live share of actuals inside the forecast interval, per level.",
-                   ("region", "model", "window", "level"))
+    cover = _gauge("gridcast_live_coverage", LIVE_GAUGES["coverage"], ("region", "model", "window", "level"))
     for level, value in summary.get("coverage", {}).items():
         cover.labels(level=str(level), **labels).set(value)

@@ -166,9 +166,17 @@ def test_every_gridcast_setting_named_exists_and_matches_the_defaults(services):
         "KAFKA_ADVERTISED_LISTENERS"]
     # the topics the init job creates are the settings' topics, with their partitions
     created = services["kafka-topics"]["command"][0]
-    for topic in ("topic_observations", "topic_requests", "topic_forecasts", "topic_dead_letter"):
+    for topic in ("topic_observations", "topic_requests", "topic_forecasts", "topic_dead_letter", "topic_weather"):
         assert getattr(defaults, topic) in created
-    assert created.count(f"--partitions {defaults.topic_partitions}") == 2
+    assert created.count(f"--partitions {defaults.topic_partitions}") == 3
+    # ... with the configs the bridge would give them (streaming.restore.topic_configs)
+    from streaming.restore import topic_configs
+
+    for topic, configs in topic_configs(defaults).items():
+        command = created.split(f"--topic {topic}", 1)[1].split("--topic", 1)[0]
+        for key, value in configs.items():
+            if key != "retention.ms":  # the observations' retention is checked against the settings above
+                assert f"--config {key}={value}" in command, (topic, key)
 
 
 def test_ports_match_the_scripts_and_settings(services):
