@@ -110,6 +110,12 @@ def _error_bytes(exc: GridcastError) -> bytes:
     return orjson.dumps(body.model_dump())
 
 
+def _response(reply: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> Response:
+    status, body, headers = reply
+    return Response(body, status_code=status, media_type="application/json",
+                    headers={k.decode(): v.decode() for k, v in headers} or None)
+
+
 def error_response(exc: GridcastError) -> Response:
     """The JSON error body for a domain error, with the status the error carries."""
     headers = {"retry-after": "1"} if exc.retryable else None
@@ -273,50 +279,57 @@ class Gridcast:
         ``Retry-After`` before the body is parsed: past saturation the work each loop
         turn takes on stays bounded, so refusals stay fast.
         """
-        status, out, headers = 200, b"", []
-        admitted = False
+        if self._inflight >= self.settings.max_inflight_requests or self.batcher.full:
+            self.metrics.count("overloaded")
+            return self._error(OverloadedError(f"{self._inflight} forecast requests and {self.batcher.queued} "
+                                               "model calls are already waiting; retry shortly"))
+        self._inflight += 1
         try:
-            if self._inflight >= self.settings.max_inflight_requests or self.batcher.full:
-                self.metrics.count("overloaded")
-                raise OverloadedError(f"{self._inflight} forecast requests and {self.batcher.queued} model calls "
-                                      "are already waiting; retry shortly")
-            self._inflight += 1
-            admitted = True
-            if path == "/forecast":
-                queries = [ForecastQuery.model_validate_json(body).to_query()]
-            else:
-                queries = [q.to_query() for q in BatchQuery.model_validate_json(body).requests]
-            bodies = await self._answer(queries)
-            out = bodies[0] if path == "/forecast" else b'{"results":[' + b",".join(bodies) + b"]}"
-        except ValidationError as exc:
-            status, out = 400, validation_body(exc.errors(include_url=False))
-        except Exception as exc:
-            err = _domain(exc)
-            status, out = err.http_status, _error_bytes(err)
-            if err.retryable:
-                headers = [(b"retry-after", b"1")]
+            try:
+                if path == "/forecast":
+                    queries = [ForecastQuery.model_validate_json(body).to_query()]
+                else:
+                    queries = [q.to_query() for q in BatchQuery.model_validate_json(body).requests]
+            except ValidationError as exc:
+                return 400, validation_body(exc.errors(include_url=False)), []
+            except Exception as exc:
+                return self._error(_domain(exc))
+            return await self._reply(queries, batch=path != "/forecast")
         finally:
-            if admitted:
-                self._inflight -= 1
-        return status, out, headers
+            self._inflight -= 1
 
+    async def _reply(self, queries: list, *, batch: bool) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """(status, body, extra headers) for parsed queries: one answer, or ``{"results": [...]}``."""
+        try:
+            bodies = await self._answer(queries)
+        except Exception as exc:
+            return self._error(_domain(exc))
+        return 200, (b'{"results":[' + b",".join(bodies) + b"]}" if batch else bodies[0]), []
+
+    @staticmethod
+    def _error(exc: GridcastError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        return exc.http_status, _error_bytes(exc), [(b"retry-after", b"1")] if exc.retryable else []
+
+    # The BentoML APIs declare the routes (OpenAPI, clients, bentoml build); GuardMiddleware
+    # answers them through answer_http once this instance is serving, so these bodies only
+    # run if it is not installed. Both end in _reply.
     @bentoml.api(route="/forecast", input_spec=ForecastQuery)
     async def forecast(self, **fields: Any) -> ForecastResult:
         """One forecast: points with intervals for the next ``horizon`` steps."""
         try:
-            (body,) = await self._answer([ForecastQuery.model_construct(**fields).to_query()])
+            queries = [ForecastQuery.model_construct(**fields).to_query()]
         except Exception as exc:
-            return error_response(_domain(exc))
-        return Response(body, media_type="application/json")
+            return _response(self._error(_domain(exc)))
+        return _response(await self._reply(queries, batch=False))
 
     @bentoml.api(route="/forecast_batch", input_spec=BatchQuery)
     async def forecast_batch(self, requests: list[ForecastQuery]) -> BatchResult:
         """Several forecasts in one call (at most ``max_batch_requests``); answers keep the order."""
         try:
-            bodies = await self._answer([q.to_query() for q in requests])
+            queries = [q.to_query() for q in requests]
         except Exception as exc:
-            return error_response(_domain(exc))
-        return Response(b'{"results":[' + b",".join(bodies) + b"]}", media_type="application/json")
+            return _response(self._error(_domain(exc)))
+        return _response(await self._reply(queries, batch=True))
 
     @bentoml.api(route="/recent", input_spec=RecentQuery)
     async def recent(self, region: str, n: int = 168) -> RecentResult:
