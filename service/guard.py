@@ -22,6 +22,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 
 from gridcast.settings import Settings, get_settings
@@ -52,7 +53,9 @@ class GuardMiddleware:
         self.app = app
         self.openapi = openapi
         self.fast = fast
-        self.cors_origins = cors_origins
+        # the fast answers get CORS headers from Starlette's middleware, as BentoML's routes do
+        self._fast_app = CORSMiddleware(self._answer_fast, allow_origins=list(cors_origins)) if cors_origins \
+            else self._answer_fast
 
     @property
     def settings(self) -> Settings:
@@ -81,19 +84,19 @@ class GuardMiddleware:
                 return
             handler = self.fast() if path in self.FAST_ROUTES else None
             if handler is not None:
-                status, answer, extra = await handler(path, body)
-                await self._send_fast(send, status, answer, extra, headers.get("origin"))
+                await self._fast_app(dict(scope, gridcast_fast=(handler, body)), receive, send)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, self._rewriting(send) if guarded else send)
 
-    async def _send_fast(self, send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]],
-                         origin: str | None) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
-        if origin is not None and ("*" in self.cors_origins or origin in self.cors_origins):
-            headers.append((b"access-control-allow-origin", b"*" if "*" in self.cors_origins else origin.encode()))
+    @staticmethod
+    async def _answer_fast(scope: dict, receive: Any, send: Any) -> None:
+        """The service's handler on the body the guard read (an ASGI app, so CORS can wrap it)."""
+        handler, body = scope["gridcast_fast"]
+        status, answer, extra = await handler(scope["path"], body)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode()), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": answer})
 
     #: what ``curl -d`` and bare clients send; accepted only when the body is a JSON object
     LENIENT_MEDIA = ("", "application/x-www-form-urlencoded", "text/plain")

@@ -1,0 +1,46 @@
+"""GuardMiddleware's hand-off of the forecast routes to the service's handler (no service needed)."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from service.guard import GuardMiddleware
+
+
+async def _bentoml(scope, receive, send):  # what answers when the guard does not
+    await send({"type": "http.response.start", "status": 299, "headers": []})
+    await send({"type": "http.response.body", "body": b"bentoml"})
+
+
+def _client(handler, cors=()) -> TestClient:
+    guard = GuardMiddleware(_bentoml, openapi=dict, fast=lambda: handler, cors_origins=cors)
+    return TestClient(guard)
+
+
+def test_forecast_routes_go_to_the_handler_with_the_body_and_its_status_and_headers():
+    seen = []
+
+    async def handler(path: str, body: bytes):
+        seen.append((path, body))
+        return 503, b'{"error":"model_unavailable"}', [(b"retry-after", b"1")]
+
+    r = _client(handler).post("/forecast_batch", content=b'{"requests": []}',
+                              headers={"content-type": "application/json"})
+    assert (r.status_code, r.headers["retry-after"], r.json()) == (503, "1", {"error": "model_unavailable"})
+    assert seen == [("/forecast_batch", b'{"requests": []}')]
+    # other routes, and the forecast routes while the service has no handler, go to BentoML
+    assert _client(handler).post("/recent", json={"region": "x"}).text == "bentoml"
+    assert _client(None).post("/forecast", json={"region": "x"}).text == "bentoml"
+
+
+def test_the_handlers_answers_carry_cors_headers_for_allowed_origins_only():
+    async def handler(path: str, body: bytes):
+        return 200, b"{}", []
+
+    client = _client(handler, cors=("https://dash.example",))
+    ok = client.post("/forecast", json={}, headers={"origin": "https://dash.example"})
+    assert ok.headers["access-control-allow-origin"] == "https://dash.example"
+    other = client.post("/forecast", json={}, headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    assert "access-control-allow-origin" not in _client(handler).post(
+        "/forecast", json={}, headers={"origin": "https://dash.example"}).headers
