@@ -417,15 +417,14 @@ def render(plan: Plan, answer: Answer, *, issued_at: datetime) -> dict:
     level = list(plan.level)
     widest = max(level)
     stamps = iso_stamps(fc.start, fc.step, len(fc.mean))
-    mean = fc.mean.tolist()
-    bounds = {lv: (fc.lower[lv].tolist(), fc.upper[lv].tolist()) for lv in level}
     keys = [str(lv) for lv in level]
-    lo_w, hi_w = bounds[widest]
-    points = [
-        {"timestamp": ts, "mean": m, "lower": lo_w[i], "upper": hi_w[i],
-         "intervals": {k: {"lower": bounds[lv][0][i], "upper": bounds[lv][1][i]} for k, lv in zip(keys, level)}}
-        for i, (ts, m) in enumerate(zip(stamps, mean))
-    ]
+    # column-wise: one small dict per (point, level), built by zips rather than indexing
+    per_level = [[{"lower": lo, "upper": hi} for lo, hi in zip(fc.lower[lv].tolist(), fc.upper[lv].tolist())]
+                 for lv in level]
+    intervals = [dict(zip(keys, row)) for row in zip(*per_level)]
+    lo_w, hi_w = fc.lower[widest].tolist(), fc.upper[widest].tolist()
+    points = [{"timestamp": ts, "mean": m, "lower": lo, "upper": hi, "intervals": iv}
+              for ts, m, lo, hi, iv in zip(stamps, fc.mean.tolist(), lo_w, hi_w, intervals)]
     origin = plan.origin if plan.origin is not None else fc.start - fc.step
     return {
         "cached": False,

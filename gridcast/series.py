@@ -124,10 +124,34 @@ class Series:
         return pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in self.columns.items()}, index=index)
 
 
+#: timestamps already written, per (start, step): forecasts from one origin (every
+#: client's "next day" from the latest hour) share them; bounded, cleared when full
+_STAMPS: dict[tuple[int, int], list[str]] = {}
+_STAMPS_MAX = 4096
+
+
 def iso_stamps(start: int, step: int, n: int) -> list[str]:
-    """``n`` UTC ISO 8601 timestamps (``…+00:00``) from ``start`` every ``step`` seconds, vectorised."""
+    """``n`` UTC ISO 8601 timestamps (``…+00:00``) from ``start`` every ``step`` seconds.
+
+    Written once per ``(start, step)`` (vectorised) and reused: the list returned is
+    shared, so callers must not change it.
+
+    Example:
+        >>> iso_stamps(0, 3600, 2)
+        ['1970-01-01T00:00:00+00:00', '1970-01-01T01:00:00+00:00']
+        >>> iso_stamps(0, 3600, 1) == iso_stamps(0, 3600, 2)[:1]
+        True
+    """
+    key = (int(start), int(step))
+    have = _STAMPS.get(key)
+    if have is not None and len(have) >= n:
+        return have if len(have) == n else have[:n]
     stamps = (np.int64(start) + np.int64(step) * np.arange(n, dtype=np.int64)).astype("datetime64[s]")
-    return [s + "+00:00" for s in np.datetime_as_string(stamps, unit="s").tolist()]
+    out = [s + "+00:00" for s in np.datetime_as_string(stamps, unit="s").tolist()]
+    if len(_STAMPS) >= _STAMPS_MAX:
+        _STAMPS.clear()
+    _STAMPS[key] = out
+    return out
 
 
 def iso(epoch: int) -> str:

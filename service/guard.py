@@ -6,8 +6,9 @@ bodies (413, chunked uploads too) and admin calls without the API key (401); it 
 into ``{error, detail, field}``; and it serves the completed OpenAPI document at
 ``/docs.json`` (:mod:`service.openapi`).
 
-It also answers the forecast routes itself (``/forecast``, ``/forecast_batch``): once
-the body is read and accepted, it hands the bytes to the service's ``fast`` handler
+It also answers the forecast routes itself (``/forecast``, ``/forecast_batch``): past
+saturation (the service's ``refusal``) with a 503 + ``Retry-After`` before the body is
+read; otherwise, once the body is read and accepted, it hands the bytes to the service's ``fast`` handler
 (validation straight from JSON, then the core) and sends its bytes back. A forecast
 thus skips BentoML's per-request machinery (routing, IO descriptors, the API wrapper),
 which cost more CPU than the model; the routes stay declared as BentoML APIs, so the
@@ -29,8 +30,10 @@ from gridcast.settings import Settings, get_settings
 from gridcast.wire import ErrorBody
 
 
-#: answers a forecast route's accepted body: (status, body bytes, extra headers)
-FastHandler = Callable[[str, bytes], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
+#: a forecast route's answer: (status, body bytes, extra headers)
+FastAnswer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+#: answers a forecast route's accepted body
+FastHandler = Callable[[str, bytes], Awaitable[FastAnswer]]
 
 
 class GuardMiddleware:
@@ -39,6 +42,7 @@ class GuardMiddleware:
     Args:
         openapi: the completed OpenAPI document (served at ``/docs.json``).
         fast: the service's handler for :attr:`FAST_ROUTES`, or None while it has none.
+        refusal: the service's 503 for a forecast request arriving now (overloaded), or None.
         cors_origins: origins allowed cross-origin (the fast answers carry the header).
     """
 
@@ -49,10 +53,12 @@ class GuardMiddleware:
 
     def __init__(self, app: Any, *, openapi: Callable[[], dict],
                  fast: Callable[[], FastHandler | None] = lambda: None,
+                 refusal: Callable[[], FastAnswer | None] = lambda: None,
                  cors_origins: tuple[str, ...] = ()) -> None:
         self.app = app
         self.openapi = openapi
         self.fast = fast
+        self.refusal = refusal
         # the fast answers get CORS headers from Starlette's middleware, as BentoML's routes do
         self._fast_app = CORSMiddleware(self._answer_fast, allow_origins=list(cors_origins)) if cors_origins \
             else self._answer_fast
@@ -75,6 +81,12 @@ class GuardMiddleware:
         )
         if guarded:
             refusal = self._refuse(path, headers)
+            if refusal is None and path in self.FAST_ROUTES:
+                # past saturation: the 503 goes before the body is read or parsed
+                refused = self.refusal()
+                if refused is not None:
+                    await self._fast_app(dict(scope, gridcast_fast=(_answered(refused), b"")), receive, send)
+                    return
             if refusal is None:
                 body, refusal = await self._read_body(receive)
             if refusal is None:
@@ -169,6 +181,14 @@ class GuardMiddleware:
             await send(message)
 
         return wrapped
+
+
+def _answered(answer: FastAnswer) -> FastHandler:
+    """A handler that gives ``answer`` whatever the body."""
+    async def handler(path: str, body: bytes) -> FastAnswer:
+        return answer
+
+    return handler
 
 
 def _replay(body: bytes, original: Any) -> Any:

@@ -214,8 +214,10 @@ class Gridcast:
         # the embedded stores answer in microseconds: planning runs on the event loop;
         # with Redis it waits on the network, so it goes to a thread
         self._plan_in_thread = bool(s.redis_url)
-        # items are (runner, plan): a plan runs on the models it was planned with (service/live.py)
-        self.batcher = Batcher(live.run_by_runner, max_batch=s.max_batch_size if s.batching else 1,
+        # items are (core, plan): a plan runs on the models it was planned with (service/live.py);
+        # the answers are rendered in the batch's worker thread too (_compute), so the event
+        # loop only reads, validates and writes, and a refusal never waits behind rendering
+        self.batcher = Batcher(self._compute, max_batch=s.max_batch_size if s.batching else 1,
                                max_queue=s.max_queue_calls, on_batch=metrics.observe_batch)
         self.live = live.LiveScores(s)
         self.watcher = live.ServedWatcher(every_s=s.served_poll_s, current=lambda: self.core, swap=self._swap,
@@ -245,24 +247,42 @@ class Gridcast:
         else:
             plans = core.plan(queries)
         todo = [p for p in plans if p.cached is None]
-        answers: dict[int, Answer | GridcastError] = {}
+        bodies: dict[int, bytes | Exception] = {}
         if todo:
             try:
-                computed = await self.batcher.submit([(core.runner, p) for p in todo])
+                computed = await self.batcher.submit([(core, p) for p in todo])
             except GridcastError:
                 self.metrics.count("overloaded")
                 raise
-            for plan, answer in zip(todo, computed, strict=True):
-                answers[id(plan)] = answer
+            for plan, body in zip(todo, computed, strict=True):
+                bodies[id(plan)] = body
         out = []
         for plan in plans:
             if plan.cached is not None:
                 out.append(hit(plan.cached, plan.degraded))
                 continue
-            answer = answers[id(plan)]
+            body = bodies[id(plan)]
+            if isinstance(body, Exception):
+                raise body
+            out.append(body)
+        return out
+
+    def _compute(self, items: list[tuple[ForecastCore, Plan]]) -> list[bytes | Exception]:
+        """The batcher's call (worker thread): one model call per runner, then each answer's body.
+
+        A plan's failure (a :class:`GridcastError` from the models, or an error while
+        rendering) is its own request's answer, not its batch's.
+        """
+        answers = live.run_by_runner([(core.runner, plan) for core, plan in items])
+        out: list[bytes | Exception] = []
+        for (core, plan), answer in zip(items, answers, strict=True):
             if isinstance(answer, GridcastError):
-                raise answer
-            out.append(self._respond(core, plan, answer))
+                out.append(answer)
+                continue
+            try:
+                out.append(self._respond(core, plan, answer))
+            except Exception as exc:  # noqa: BLE001 (answered as a 500 by _reply, logged there)
+                out.append(exc)
         return out
 
     def _respond(self, core: ForecastCore, plan: Plan, answer: Answer) -> bytes:
@@ -270,19 +290,29 @@ class Gridcast:
         self.live.served(plan, answer)  # kept to be scored when its actuals arrive
         return body
 
-    async def answer_http(self, path: str, body: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """A forecast route's answer to an accepted JSON body: (status, body, extra headers).
+    def refusal(self) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        """The 503 a forecast request gets now, or None: decided before its body is read.
 
-        Validation runs once, by pydantic straight from the bytes; errors get the same
-        ``{error, detail, field}`` bodies as everywhere. With ``max_inflight_requests``
-        requests already being answered, or a full model queue, the answer is a 503 +
-        ``Retry-After`` before the body is parsed: past saturation the work each loop
-        turn takes on stays bounded, so refusals stay fast.
+        With ``max_inflight_requests`` requests already being answered, or a full model
+        queue, a request is refused (``Retry-After``) before anything is parsed: past
+        saturation the work each loop turn takes on stays bounded, so refusals stay fast.
         """
         if self._inflight >= self.settings.max_inflight_requests or self.batcher.full:
             self.metrics.count("overloaded")
             return self._error(OverloadedError(f"{self._inflight} forecast requests and {self.batcher.queued} "
                                                "model calls are already waiting; retry shortly"))
+        return None
+
+    async def answer_http(self, path: str, body: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """A forecast route's answer to an accepted JSON body: (status, body, extra headers).
+
+        Validation runs once, by pydantic straight from the bytes; errors get the same
+        ``{error, detail, field}`` bodies as everywhere. Past saturation the answer is
+        :meth:`refusal`'s 503 (the guard asks it first, before reading the body).
+        """
+        refused = self.refusal()
+        if refused is not None:
+            return refused
         self._inflight += 1
         try:
             try:
@@ -453,5 +483,10 @@ def _fast_handler():
     return _serving[0].answer_http if _serving else None
 
 
+def _fast_refusal():
+    """The running instance's 503 for a forecast request arriving now, or None."""
+    return _serving[0].refusal() if _serving else None
+
+
 Gridcast.add_asgi_middleware(GuardMiddleware, openapi=_openapi_document, fast=_fast_handler,
-                             cors_origins=tuple(SETTINGS.cors_origins))
+                             refusal=_fast_refusal, cors_origins=tuple(SETTINGS.cors_origins))

@@ -44,3 +44,41 @@ def test_the_handlers_answers_carry_cors_headers_for_allowed_origins_only():
     assert "access-control-allow-origin" not in other.headers
     assert "access-control-allow-origin" not in _client(handler).post(
         "/forecast", json={}, headers={"origin": "https://dash.example"}).headers
+
+
+def test_a_refusal_is_sent_before_the_body_is_read_and_the_handler_never_runs():
+    called, bodies_read = [], []
+    busy = [True]
+
+    async def handler(path: str, body: bytes):
+        called.append(body)
+        return 200, b"{}", []
+
+    def refusal():
+        return (503, b'{"error":"overloaded"}', [(b"retry-after", b"1")]) if busy[0] else None
+
+    async def receive():
+        bodies_read.append(1)
+        return {"type": "http.request", "body": b'{"region": "x"}', "more_body": False}
+
+    guard = GuardMiddleware(_bentoml, openapi=dict, fast=lambda: handler, refusal=refusal)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    import asyncio
+
+    scope = {"type": "http", "method": "POST", "path": "/forecast", "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(guard(scope, receive, send))
+    assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
+    assert sent[1]["body"] == b'{"error":"overloaded"}'
+    assert bodies_read == [] and called == []
+    # not busy: the body is read and handed over; other routes are never refused this way
+    busy[0] = False
+    sent.clear()
+    asyncio.run(guard(scope, receive, send))
+    assert sent[0]["status"] == 200 and called == [b'{"region": "x"}']
+    busy[0] = True
+    r = TestClient(guard).post("/recent", json={"region": "x"})
+    assert r.text == "bentoml"
