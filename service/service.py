@@ -159,13 +159,14 @@ def _with_ui(cls: type) -> type:
     if not SETTINGS.ui_mount or not _serves_ui():
         return cls
     try:
-        from ui.app import service_ui_app
+        from ui.app import deferred_ui_app
     except ModuleNotFoundError as exc:  # a build without the ui package serves the API alone
         if not (exc.name or "").startswith("ui"):
             raise
         logger.warning("ui package not available; serving without /ui")
         return cls
-    return bentoml.asgi_app(service_ui_app(SETTINGS), path="/ui")(cls)
+    # built in a thread once the service starts: /readyz does not wait for Gradio
+    return bentoml.asgi_app(deferred_ui_app(SETTINGS), path="/ui")(cls)
 
 
 admin = FastAPI(title="gridcast admin", openapi_url=None, docs_url=None, redoc_url=None)

@@ -15,7 +15,8 @@ model, feature or quality code, and every number comes from the API. Along its s
 :mod:`ui.views` (one plain function per tab, what the tests call), :mod:`ui.figures`
 (charts and tables), :mod:`ui.uploads` (files → API bodies); this module owns the
 Gradio wiring only — components, callbacks, error toasts, the ASGI app the service
-mounts (:func:`service_ui_app`) and the stand-alone :func:`launch` (``gridcast ui``).
+mounts (:func:`service_ui_app`, built after start-up by :func:`deferred_ui_app`) and
+the stand-alone :func:`launch` (``gridcast ui``).
 Errors a person can act on become a status line and a toast — never a traceback.
 
 Nothing happens at import: :func:`build_app` builds the Blocks when called.
@@ -289,6 +290,75 @@ def service_ui_app(settings: Settings) -> FastAPI:
     app.add_middleware(_FollowServerAddress, client=client)
     return gr.mount_gradio_app(app, demo, path="/", ssr_mode=False, theme=theme(),
                                footer_links=["api", "gradio"])
+
+
+def deferred_ui_app(settings: Settings, build: Callable[[], Any] | None = None) -> Any:
+    """:func:`service_ui_app`, built in a background thread once the service starts.
+
+    Importing Gradio and building the Blocks takes seconds; the API does not need them
+    to answer. So the service's start-up (and ``/readyz``) does not wait for the UI:
+    this app's lifespan starts the build in a thread and returns at once; when the build
+    is done, the UI app's own lifespan (Gradio's queue) runs on the event loop. A
+    request to ``/ui`` that arrives sooner waits for the build; if the build failed, it
+    gets 503 with the reason, and the API goes on serving.
+
+    Args:
+        settings: the service's settings (for :func:`service_ui_app`).
+        build: what builds the UI app (tests); by default ``service_ui_app(settings)``.
+    """
+    import asyncio
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+
+    make = build or (lambda: service_ui_app(settings))
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette):
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future = loop.create_future()
+        state["ready"] = ready
+
+        async def start() -> None:
+            try:
+                real = await asyncio.to_thread(make)
+                # the UI app's own lifespan (Gradio's queue), as BentoML runs a mounted app's
+                await stack.enter_async_context(real.router.lifespan_context(real))
+            except Exception as exc:  # the API serves on; /ui says why
+                logger.exception("the UI could not be built; /ui answers 503")
+                ready.set_exception(exc)
+                return
+            ready.set_result(real)
+            logger.info("UI ready at /ui")
+
+        async with contextlib.AsyncExitStack() as stack:
+            task = loop.create_task(start(), name="gridcast-ui-build")
+            try:
+                yield
+            finally:
+                if not task.done():
+                    with contextlib.suppress(BaseException):
+                        await task
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        ready = state.get("ready")
+        if ready is None:
+            await JSONResponse({"error": "ui_starting", "detail": "the UI is not mounted yet", "field": None},
+                               status_code=503, headers={"retry-after": "1"})(scope, receive, send)
+            return
+        try:
+            real = await asyncio.shield(ready)
+        except Exception as exc:
+            await JSONResponse({"error": "ui_unavailable", "detail": f"the UI could not be built: {exc}",
+                                "field": None}, status_code=503)(scope, receive, send)
+            return
+        await real(scope, receive, send)
+
+    outer = Starlette(lifespan=lifespan)
+    outer.mount("/", app)
+    return outer
 
 
 def launch(client: ServiceClient, *, settings: Settings, host: str, port: int) -> None:
