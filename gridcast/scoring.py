@@ -49,6 +49,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -98,16 +99,17 @@ class ForecastRecord:
         points = doc.get("points")
         if "error" in doc or not points:
             return None
-        stamps = pd.DatetimeIndex(pd.to_datetime([p["timestamp"] for p in points], utc=True)).as_unit("s").asi8
-        origin = int(pd.Timestamp(doc["origin"]).timestamp())
-        step = int(stamps[1] - stamps[0]) if len(stamps) > 1 else int(stamps[0] - origin)
+        # the points are on a regular grid (the record keeps origin + step): two stamps tell it
+        first = _epoch(points[0]["timestamp"])
+        origin = _epoch(doc["origin"])
+        step = _epoch(points[1]["timestamp"]) - first if len(points) > 1 else first - origin
         levels = [int(lv) for lv in doc.get("level", [])]
         lower = {lv: np.array([p["intervals"][str(lv)]["lower"] for p in points], dtype=float) for lv in levels}
         upper = {lv: np.array([p["intervals"][str(lv)]["upper"] for p in points], dtype=float) for lv in levels}
         issued = doc.get("weather_issued_at")
         return cls(str(doc["region"]), str(doc["model"]), str(doc["model_version"]), origin, step,
                    np.array([p["mean"] for p in points], dtype=float), lower, upper,
-                   int(pd.Timestamp(issued).timestamp()) if issued else None)
+                   _epoch(issued) if issued else None)
 
     def to_json(self) -> bytes:
         # "n" first: the Redis script compares horizons without decoding the JSON
@@ -125,6 +127,15 @@ class ForecastRecord:
         return cls(d["region"], d["model"], d["version"], int(d["origin"]), int(d["step"]),
                    np.array(d["mean"], dtype=float), {int(k): np.array(v, dtype=float) for k, v in d["lower"].items()},
                    {int(k): np.array(v, dtype=float) for k, v in d["upper"].items()}, d.get("weather_issued_at"))
+
+
+def _epoch(stamp: str) -> int:
+    """Epoch seconds of an ISO 8601 timestamp (``…+00:00``, ``…Z``; no offset = UTC)."""
+    try:
+        parsed = datetime.fromisoformat(stamp)
+        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp())
+    except ValueError:  # a form fromisoformat does not read
+        return int(pd.Timestamp(stamp).timestamp())
 
 
 @dataclass(frozen=True)
@@ -297,8 +308,11 @@ class InMemoryLedger:
             return sorted(r for r, recs in self._records.items() if recs)
 
 
-#: KEYS = [ledger hash, ledger index, regions]; ARGV = [region, field, origin, n, json]; the longer horizon wins
+#: KEYS = [ledger hash, ledger index, regions, spans]; ARGV = [region, field, origin, n, json, span s];
+#: the longer horizon wins; ``spans`` keeps each region's longest forecast span (what scoring must look back)
 _RECORD_SCRIPT = """
+local span = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+if tonumber(ARGV[6]) > span then redis.call('HSET', KEYS[4], ARGV[1], ARGV[6]) end
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if cur then
   local n = tonumber(string.match(cur, '^{"n":(%d+)'))
@@ -318,7 +332,9 @@ class RedisLedger:
         url: Redis URL.
         prefix: key prefix (``settings.redis_key_prefix``).
         keep_s: data time kept per region (forecasts by their last step, points by target).
-        max_span_s: the longest horizon a forecast may have (which held forecasts an actual can score).
+        max_span_s: the longest horizon a forecast may have: how far back an actual looks for the
+            forecasts it scores in a region whose longest recorded span is unknown (its forecasts
+            were recorded before spans were kept); otherwise that recorded span is used.
     """
 
     def __init__(self, url: str, *, prefix: str = "gridcast", keep_s: int = 30 * 86400, max_span_s: int = 168 * 3600,
@@ -340,8 +356,9 @@ class RedisLedger:
         with self.client.pipeline(transaction=False) as pipe:
             for rec in records:
                 self._record(keys=[self._k("ledger", rec.region), self._k("ledger-idx", rec.region),
-                                   f"{self.prefix}:ledger-regions"],
-                             args=[rec.region, rec.key, rec.origin, len(rec.mean), rec.to_json()], client=pipe)
+                                   f"{self.prefix}:ledger-regions", f"{self.prefix}:ledger-span"],
+                             args=[rec.region, rec.key, rec.origin, len(rec.mean), rec.to_json(),
+                                   rec.end - rec.origin], client=pipe)
             for region in {r.region for r in records}:
                 # forecasts whose last step is older than the window: by origin, with the longest span as margin
                 newest = max(r.origin for r in records if r.region == region)
@@ -358,7 +375,10 @@ class RedisLedger:
     def score(self, region: str, actuals: Sequence[tuple[int, float]]) -> int:
         if not actuals:
             return 0
-        lo = min(t for t, _ in actuals) - self.max_span_s
+        # only forecasts that can reach the actuals: back by the region's longest recorded span
+        # (a ledger written before spans were kept: the longest any forecast may have)
+        span = self.client.hget(f"{self.prefix}:ledger-span", region)
+        lo = min(t for t, _ in actuals) - (int(span) if span is not None else self.max_span_s)
         hi = max(t for t, _ in actuals)
         fields = self.client.zrangebyscore(self._k("ledger-idx", region), lo, f"({hi}")
         if not fields:
