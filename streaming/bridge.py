@@ -384,8 +384,6 @@ class Bridge:
         if behind:
             await self._restore(behind)  # before any forecast: Redis must hold the window again
         self._windows.apply(rows, written)
-        # every actual (a redelivered one too: scoring is idempotent) scores the forecasts it completes
-        self.metrics.inc("scored", await asyncio.to_thread(self._score, rows))
         due = [r for r, (_, last, _) in written.items() if last is not None and last > self._origin.get(r, -1)]
         jobs = [Job(region=r, horizon=s.stream_horizon, level=tuple(s.levels), model=s.stream_model) for r in due]
         all_jobs = jobs + [job for job, _ in requests]
@@ -401,6 +399,10 @@ class Bridge:
             await self._deliver(all_jobs, results, trigger_of)
         for region in due:
             self._origin[region] = written[region][1]
+        # every actual (a redelivered one too: scoring is idempotent) scores the forecasts it
+        # completes: after this batch's forecasts are out (they cannot be scored by its own
+        # actuals), so scoring is not in their latency; before the commit, so none is lost
+        self.metrics.inc("scored", await asyncio.to_thread(self._score, rows))
         valid = consumed - len(dead)
         self.metrics.inc("consumed", consumed)
         self.metrics.inc("processed", valid)
