@@ -12,7 +12,8 @@ One loop, one batch at a time (aiokafka's ``examples/local_state_consumer.py`` s
 4. for every region whose newest complete data point moved on, and for every forecast
    request, compute a forecast (:mod:`streaming.forecasting`), write it to the Redis
    cache with a TTL (+ the region's latest-forecast key) and publish it on
-   ``topic_forecasts`` (requests' answers carry their ``request_id``);
+   ``topic_forecasts`` (requests' answers carry their ``request_id``); then score the
+   batch's actuals against the held forecasts they complete (the ledger, :mod:`gridcast.scoring`);
 5. only then commit ``offset + 1`` per partition.
 
 A failure in 2–5 (Redis, Kafka or the service away) retries the WHOLE batch with
