@@ -254,6 +254,8 @@ class Ledger(Protocol):
 
     def score(self, region: str, actuals: Sequence[tuple[int, float]]) -> int: ...
 
+    def score_many(self, actuals: Mapping[str, Sequence[tuple[int, float]]]) -> dict[str, int]: ...
+
     def points(self, region: str) -> list[ScoredPoint]: ...
 
     def regions(self) -> list[str]: ...
@@ -298,6 +300,10 @@ class InMemoryLedger:
             del records[k]
         for k in [k for k, p in points.items() if p.target <= cut]:
             del points[k]
+
+    def score_many(self, actuals: Mapping[str, Sequence[tuple[int, float]]]) -> dict[str, int]:
+        """:meth:`score` for several regions: points scored per region."""
+        return {region: self.score(region, rows) for region, rows in actuals.items()}
 
     def points(self, region: str) -> list[ScoredPoint]:
         with self._lock:
@@ -373,32 +379,55 @@ class RedisLedger:
             pipe.zrem(idx, *old)
 
     def score(self, region: str, actuals: Sequence[tuple[int, float]]) -> int:
-        if not actuals:
-            return 0
-        # only forecasts that can reach the actuals: back by the region's longest recorded span
-        # (a ledger written before spans were kept: the longest any forecast may have)
-        span = self.client.hget(f"{self.prefix}:ledger-span", region)
-        lo = min(t for t, _ in actuals) - (int(span) if span is not None else self.max_span_s)
-        hi = max(t for t, _ in actuals)
-        fields = self.client.zrangebyscore(self._k("ledger-idx", region), lo, f"({hi}")
-        if not fields:
-            return 0
-        docs = self.client.hmget(self._k("ledger", region), fields)
-        records = [ForecastRecord.from_json(d) for d in docs if d is not None]
-        scored = score_points(records, actuals)
-        if not scored:
-            return 0
-        h, idx = self._k("scored", region), self._k("scored-idx", region)
-        newest = max(p.target for p in scored)
-        old = self.client.zrangebyscore(idx, "-inf", newest - self.keep_s)
+        return self.score_many({region: actuals}).get(region, 0)
+
+    def score_many(self, actuals: Mapping[str, Sequence[tuple[int, float]]]) -> dict[str, int]:
+        """Score several regions' actuals in five round trips in all (not five per region).
+
+        Each actual looks back for the forecasts that can reach it by its region's longest
+        recorded span (a ledger written before spans were kept: ``max_span_s``).
+        """
+        todo = {r: rows for r, rows in actuals.items() if rows}
+        if not todo:
+            return {}
+        regions = list(todo)
+        spans = self.client.hmget(f"{self.prefix}:ledger-span", regions)
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(h, mapping={p.key: p.to_json() for p in scored})
-            pipe.zadd(idx, {p.key: p.target for p in scored})
-            if old:
-                pipe.hdel(h, *old)
-                pipe.zrem(idx, *old)
+            for region, span in zip(regions, spans, strict=True):
+                rows = todo[region]
+                lo = min(t for t, _ in rows) - (int(span) if span is not None else self.max_span_s)
+                pipe.zrangebyscore(self._k("ledger-idx", region), lo, f"({max(t for t, _ in rows)}")
+            fields = dict(zip(regions, pipe.execute(), strict=True))
+        regions = [r for r in regions if fields[r]]
+        if not regions:
+            return {}
+        with self.client.pipeline(transaction=False) as pipe:
+            for region in regions:
+                pipe.hmget(self._k("ledger", region), fields[region])
+            docs = dict(zip(regions, pipe.execute(), strict=True))
+        scored = {}
+        for region in regions:
+            records = [ForecastRecord.from_json(d) for d in docs[region] if d is not None]
+            points = score_points(records, todo[region])
+            if points:
+                scored[region] = points
+        if not scored:
+            return {}
+        with self.client.pipeline(transaction=False) as pipe:
+            for region, points in scored.items():
+                newest = max(p.target for p in points)
+                pipe.zrangebyscore(self._k("scored-idx", region), "-inf", newest - self.keep_s)
+            olds = dict(zip(scored, pipe.execute(), strict=True))
+        with self.client.pipeline(transaction=False) as pipe:
+            for region, points in scored.items():
+                h, idx = self._k("scored", region), self._k("scored-idx", region)
+                pipe.hset(h, mapping={p.key: p.to_json() for p in points})
+                pipe.zadd(idx, {p.key: p.target for p in points})
+                if olds[region]:
+                    pipe.hdel(h, *olds[region])
+                    pipe.zrem(idx, *olds[region])
             pipe.execute()
-        return len(scored)
+        return {region: len(points) for region, points in scored.items()}
 
     def points(self, region: str) -> list[ScoredPoint]:
         return [ScoredPoint.from_json(v) for v in self.client.hvals(self._k("scored", region))]

@@ -411,15 +411,13 @@ class Bridge:
             self.metrics.inc("dead_lettered", len(dead))
 
     def _score(self, rows: Mapping[str, list[tuple[int, str]]]) -> int:
-        n = 0
-        for region, encoded in rows.items():
-            actuals = [(epoch, load) for epoch, doc in encoded
-                       if (load := orjson.loads(doc).get("load_mw")) is not None]
-            scored = self.ledger.score(region, actuals)
-            if scored:
-                self.live.scored([region])
-            n += scored
-        return n
+        """Score the batch's actuals, every region in one pipelined pass; the number of points scored."""
+        actuals = {region: [(epoch, load) for epoch, doc in encoded
+                            if (load := orjson.loads(doc).get("load_mw")) is not None]
+                   for region, encoded in rows.items()}
+        scored = self.ledger.score_many(actuals)
+        self.live.scored([r for r, n in scored.items() if n])
+        return sum(scored.values())
 
     async def _dead_letter(self, dead: list[tuple[Any, InvalidMessage]]) -> None:
         if not dead:

@@ -122,6 +122,9 @@ class LiveRefresh:
     tried again later: the gauges keep their last values meanwhile.
     """
 
+    #: a refresh that took ``t`` seconds waits at least ``MAX_DUTY × t`` before the next
+    MAX_DUTY = 20.0
+
     def __init__(self, metrics: BridgeMetrics, *, every_s: float, bands: Sequence[int]) -> None:
         self.metrics = metrics
         self.every_s = every_s
@@ -144,6 +147,10 @@ class LiveRefresh:
         except (redis.RedisError, OSError) as exc:
             self._due |= regions
             logger.warning("bridge: live scores not refreshed (%s: %s); trying again later", type(exc).__name__, exc)
+        # the gauges take at most a twentieth of the bridge's time: a refresh that took long
+        # (many regions, a month of points each) pushes the next one back
+        took = time.monotonic() - now
+        self._next = max(self._next, now + self.MAX_DUTY * took)
 
     def refresh(self, ledger: Any, regions: Iterable[str]) -> None:
         for region in sorted(regions):

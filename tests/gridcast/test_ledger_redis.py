@@ -58,3 +58,40 @@ def test_a_ledger_recorded_without_spans_falls_back_to_the_longest_allowed_span(
     red.client.hdel(f"{red.prefix}:ledger-span", "r1")  # as written before spans were kept
     late = [(t0 + 150 * H, 160.0)]
     assert red.score("r1", late) == mem.score("r1", late) == 1
+
+
+def test_many_regions_score_in_one_pass_like_region_by_region(ledgers):
+    red, mem = ledgers
+    t0 = 1_700_000_000 - 1_700_000_000 % H
+    records = []
+    for k, region in enumerate(("r1", "r2", "r3")):
+        records += [ForecastRecord(region, "lstm", "v1", t0 + i * H, H, 100.0 * (k + 1) + np.arange(24.0),
+                                   {90: np.full(24, 90.0 * (k + 1))}, {90: np.full(24, 130.0 * (k + 1))})
+                    for i in range(10)]
+    for ledger in (red, mem):
+        ledger.record(records)
+    actuals = {"r1": [(t0 + 5 * H, 104.0)], "r2": [(t0 + 12 * H, 150.0), (t0 + 13 * H, 999.0)],
+               "r3": [], "r4": [(t0 + 5 * H, 1.0)]}  # r3 nothing new, r4 no forecasts held
+    got = red.score_many(actuals)
+    assert got == {r: n for r, n in mem.score_many(actuals).items() if n}
+    assert got["r1"] == 5 and got["r2"] == 20
+    for region in ("r1", "r2", "r3"):
+        assert sorted(p.key for p in red.points(region)) == sorted(p.key for p in mem.points(region))
+
+
+def test_a_slow_live_refresh_pushes_the_next_one_back():
+    import asyncio
+    import time
+
+    from streaming.metrics import BridgeMetrics, LiveRefresh
+
+    class SlowLedger(InMemoryLedger):
+        def points(self, region):
+            time.sleep(0.05)
+            return super().points(region)
+
+    live = LiveRefresh(BridgeMetrics(), every_s=0.01, bands=(6, 24))
+    live.scored(["r1", "r2"])
+    before = time.monotonic()
+    asyncio.run(live.maybe_refresh(SlowLedger()))
+    assert live._next >= before + LiveRefresh.MAX_DUTY * 0.1  # two regions x 50 ms
