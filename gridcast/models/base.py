@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gridcast.errors import GridcastError, IncompatibleModelError, InsufficientDataError, UserInputError
+from gridcast.models.conformal import GRID, LeadQuantiles
 from gridcast.schema import LOAD, infer_freq, steps_per_day
 from gridcast.series import Series
 
@@ -242,9 +243,21 @@ def make(alias: str, **params: Any) -> Forecaster:
 class SeasonalNaive(Forecaster):
     """Same step last week (or last day with ``season_days=1``); also the fallback.
 
-    Intervals: the spread of the seasonal differences in the fitted history,
-    widening with the number of seasons ahead (``sigma * sqrt(k)``), as statsforecast's
-    ``SeasonalNaive`` does.
+    Intervals: calibrated on the relative seasonal differences ``|y_t − y_{t−s}| / |y_{t−s}|``
+    of the last ``calibration_weeks`` of the fitted history — each one is exactly the
+    error this model would have made there, out of sample (it has no parameters) — as
+    their conformal quantiles (:mod:`gridcast.models.conformal`): ``ŷ · (1 ± q(L) · sqrt(k))``,
+    ``k`` the seasons ahead. Why not ``± z · σ`` of the differences (statsforecast's
+    ``SeasonalNaive``, what this model served before): the differences are heavy-tailed
+    (holiday weeks, weather spells), so a normal ``σ`` covers too much at 80 % and too
+    little at 95 % (Spain 2017: 83.8 / 90.2 / 93.2 % at 80 / 90 / 95; Victoria 2013: 87.7 /
+    91.3 / 93.4). With fewer than four weeks of differences (too few for the tails; also
+    ``calibration_weeks=0``) and for a model saved before, the normal ``σ`` intervals
+    remain — as in :func:`profile_fallback`, which calibrates nothing. 26 weeks: chosen
+    on Spain 2017 and Victoria 2013 (13 / 26 / 52 weeks: 89.5 / 90.2 / 89.0 and 89.0 /
+    89.1 / 89.6 % at 90 %; 26 the closest at 80 %). The day-ahead backtests of those
+    years (refitted weekly): Spain 83.6 / 90.0 / 93.1 → 80.0 / 90.0 / 95.4 %, Victoria
+    87.5 / 91.2 / 93.3 → 80.0 / 89.1 / 93.9 %; pinball 338 → 334 and 94.0 → 90.9.
 
     Example:
         >>> import pandas as pd, numpy as np
@@ -257,9 +270,10 @@ class SeasonalNaive(Forecaster):
 
     alias = "naive"
 
-    def __init__(self, season_days: int = 7) -> None:
-        super().__init__(season_days=season_days)
+    def __init__(self, season_days: int = 7, calibration_weeks: int = 26) -> None:
+        super().__init__(season_days=season_days, calibration_weeks=calibration_weeks)
         self.season_days = season_days
+        self.calibration_weeks = calibration_weeks
 
     def fit(self, history: pd.DataFrame) -> Self:
         freq = infer_freq(history.index)
@@ -268,12 +282,24 @@ class SeasonalNaive(Forecaster):
         y = history[LOAD].astype(float)
         diffs = (y - y.shift(self.season_length_)).dropna()
         self.sigma_ = float(diffs.std()) if len(diffs) > 1 else float("nan")
+        self.quantiles_ = self._calibrate(y, steps_per_day(freq))
         self.tail_ = y.iloc[-self.season_length_:].copy()
         if len(self.tail_) < self.season_length_:
             raise InsufficientDataError(
                 f"seasonal naive needs {self.season_length_} steps of history, got {len(self.tail_)}"
             )
         return self
+
+    def _calibrate(self, y: pd.Series, spd: int) -> list[float] | None:
+        """Conformal quantiles (on the grid of levels) of the recent relative seasonal differences."""
+        values = y.to_numpy(float)[-(self.calibration_weeks * 7 * spd + self.season_length_):]
+        prev = values[:-self.season_length_]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores = np.abs(values[self.season_length_:] - prev) / np.abs(prev)
+        scores = scores[np.isfinite(scores)]
+        if len(scores) < 28 * spd:
+            return None
+        return LeadQuantiles.from_scores(scores[None, :], band=1).table[0].tolist()
 
     def update(self, new_observations: pd.DataFrame) -> Self:
         y = pd.concat([self.tail_, new_observations[LOAD].astype(float)])
@@ -315,8 +341,14 @@ class SeasonalNaive(Forecaster):
                         f"got {int(np.isfinite(tail).sum())}"
                     ))
                     continue
-            out.append(naive_arrays(tail, end=end, step=step, horizon=r.horizon, level=levels,
-                                    sigma=self.sigma_ if np.isfinite(self.sigma_) else 0.0))
+            fc = naive_arrays(tail, end=end, step=step, horizon=r.horizon, level=levels,
+                              sigma=self.sigma_ if np.isfinite(self.sigma_) else 0.0)
+            if self.quantiles_ is not None:
+                scale = np.abs(fc.mean) * np.sqrt(np.arange(r.horizon) // self.season_length_ + 1)
+                half = {lv: float(np.interp(lv, GRID, self.quantiles_)) * scale for lv in levels}
+                fc = Forecast(fc.start, fc.step, fc.mean, {lv: fc.mean - h for lv, h in half.items()},
+                              {lv: fc.mean + h for lv, h in half.items()})
+            out.append(fc)
         return out
 
     def _state(self) -> dict[str, Any]:
@@ -324,6 +356,7 @@ class SeasonalNaive(Forecaster):
             "freq_": self.freq_,
             "season_length_": self.season_length_,
             "sigma_": self.sigma_,
+            "quantiles_": self.quantiles_,
             "tail_index": [t.isoformat() for t in self.tail_.index],
             "tail_values": self.tail_.tolist(),
         }
@@ -332,6 +365,7 @@ class SeasonalNaive(Forecaster):
         self.freq_ = state["freq_"]
         self.season_length_ = state["season_length_"]
         self.sigma_ = state["sigma_"]
+        self.quantiles_ = state.get("quantiles_")  # absent: saved before the calibration (normal σ)
         self.tail_ = pd.Series(
             state["tail_values"],
             index=pd.DatetimeIndex(state["tail_index"]).tz_convert("UTC").as_unit("ns"),

@@ -18,6 +18,10 @@ The quantiles are kept on a grid of levels (:data:`GRID`) so any requested level
 can be answered by interpolation, and stored as plain arrays (exact through
 save/load).
 
+Used by SARIMAX (scores normalised by its standard error), the seasonal naive (its
+relative seasonal differences, one band) and the ensemble (the combination's relative
+errors, kept online in a rolling :class:`ScoreWindow`).
+
 Example:
     >>> import numpy as np
     >>> scores = np.abs(np.random.default_rng(0).standard_normal((4, 2000)))
@@ -29,7 +33,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -83,10 +87,11 @@ class LeadQuantiles:
         counts = np.zeros(n_bands, dtype=np.int64)
         for b in range(n_bands):
             pooled = scores[b * band:(b + 1) * band].ravel()
-            pooled = pooled[np.isfinite(pooled)]
+            pooled = np.sort(pooled[np.isfinite(pooled)])
             counts[b] = len(pooled)
-            if len(pooled):
-                table[b] = [conformal_quantile(pooled, lv) for lv in GRID]
+            if len(pooled):  # conformal_quantile at every grid level, sorting once
+                ranks = np.ceil((len(pooled) + 1) * GRID / 100.0).astype(np.int64)
+                table[b] = pooled[np.clip(ranks, 1, len(pooled)) - 1]
         # a band without scores borrows from the nearest earlier one (else the next)
         for b in range(n_bands):
             if counts[b] == 0:
@@ -115,3 +120,79 @@ class LeadQuantiles:
         """A JSON-able record: the band width, the scores per band and ``q(level)`` per band."""
         return {"band": self.band, "counts": self.counts.tolist(),
                 f"q{level:g}": [float(np.interp(level, GRID, row)) for row in self.table]}
+
+
+@dataclass(eq=False)
+class ScoreWindow:
+    """The scores of the last ``window_ns`` (by the time each was observed), per lead.
+
+    The rolling store of an online calibration: scores arrive as the actuals of
+    remembered forecasts do; those older than the window before the newest one are
+    dropped, so the quantiles (:meth:`quantiles`) follow the errors the model makes
+    now. Nothing is dropped while no new score arrives.
+
+    Example:
+        >>> w = ScoreWindow(window_ns=10)
+        >>> w.add(np.array([0, 5, 12]), np.array([0, 1, 0]), np.array([1.0, 2.0, 3.0]))
+        >>> w.scores.tolist(), w.matrix(2).tolist()  # the score at time 0 is more than 10 before 12
+        ([2.0, 3.0], [[3.0], [2.0]])
+    """
+
+    window_ns: int
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    leads: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def add(self, times: np.ndarray, leads: np.ndarray, scores: np.ndarray) -> None:
+        """Add scores observed at ``times`` (epoch ns) for ``leads``; non-finite ones are skipped."""
+        times, leads, scores = np.broadcast_arrays(np.asarray(times, dtype=np.int64),
+                                                   np.asarray(leads, dtype=np.int64),
+                                                   np.asarray(scores, dtype=float))
+        ok = np.isfinite(scores)
+        if not ok.any():
+            return
+        self.times = np.concatenate([self.times, times[ok]])
+        self.leads = np.concatenate([self.leads, leads[ok]])
+        self.scores = np.concatenate([self.scores, scores[ok]])
+        keep = self.times > self.times.max() - self.window_ns
+        self.times, self.leads, self.scores = self.times[keep], self.leads[keep], self.scores[keep]
+
+    def matrix(self, n_leads: int) -> np.ndarray:
+        """``(n_leads, k)`` scores per lead, NaN-padded (leads past the last count as the last)."""
+        leads = np.minimum(self.leads, n_leads - 1)
+        counts = np.bincount(leads, minlength=n_leads)
+        out = np.full((n_leads, max(1, int(counts.max(initial=0)))), np.nan)
+        order = np.argsort(leads, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        sorted_leads = leads[order]
+        out[sorted_leads, np.arange(len(order)) - starts[sorted_leads]] = self.scores[order]
+        return out
+
+    def quantiles(self, n_leads: int, *, band: int, min_count: int) -> LeadQuantiles | None:
+        """:class:`LeadQuantiles` of the window; None while no band has ``min_count`` scores.
+
+        A band with fewer scores (leads that forecasts seldom reach) borrows the
+        quantiles of the nearest band that has enough (earlier first), as an empty one
+        does in :meth:`LeadQuantiles.from_scores`; its count is recorded as 0.
+        """
+        scores = self.matrix(n_leads)
+        counts = np.isfinite(scores).sum(axis=1)
+        n_bands = -(-n_leads // band)
+        enough = [b for b in range(n_bands) if counts[b * band:(b + 1) * band].sum() >= min_count]
+        if not enough:
+            return None
+        for b in set(range(n_bands)) - set(enough):
+            scores[b * band:(b + 1) * band] = np.nan
+        return LeadQuantiles.from_scores(scores, band=band)
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}times": self.times, f"{prefix}leads": self.leads, f"{prefix}scores": self.scores}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str, *, window_ns: int) -> ScoreWindow:
+        """Inverse of :meth:`to_arrays`; an empty window when the arrays are absent."""
+        if f"{prefix}scores" not in arrays:
+            return cls(window_ns=window_ns)
+        return cls(window_ns=window_ns, times=np.asarray(arrays[f"{prefix}times"], dtype=np.int64),
+                   leads=np.asarray(arrays[f"{prefix}leads"], dtype=np.int64),
+                   scores=np.asarray(arrays[f"{prefix}scores"], dtype=float))
