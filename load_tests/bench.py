@@ -248,15 +248,26 @@ def bench_overload(args: argparse.Namespace, svc: ServiceProcess) -> dict:
     """Past saturation: only 200 and 503 (+ Retry-After), and the 503s fast."""
     res = run_locust(url=svc.url, users=args.overload_users, run_time=f"{args.duration}s",
                      user_class="OverloadUser", out=args.out / "overload", cpus=args.locust_cpus,
-                     spawn_rate=args.overload_users)
+                     spawn_rate=args.overload_users, env={"LOADTEST_RETRY_AFTER": args.retry_after})
     ok = res["by_name"].get(UNCACHED, {})
     refused = res["by_name"].get("POST /forecast [503]", {})
-    row = {"users": args.overload_users, "ok": ok, "refused": refused, "failures": res["total"]["failures"],
+    row = {"users": args.overload_users, "retry_after": args.retry_after, "ok": ok, "refused": refused,
+           "failures": res["total"]["failures"],
            "errors": res["errors"]}
     log.info("overload %d users: %s ok (p99 %s ms), %s refused with 503 (p99 %s ms), %d failures",
              args.overload_users, ok.get("requests"), ok.get("p99_ms"), refused.get("requests"),
              refused.get("p99_ms"), row["failures"])
     return row
+
+
+#: how OverloadUser's refused users come back (LOADTEST_RETRY_AFTER), as the overload section says it
+_RETRY_AFTER = {
+    "jitter": "A refused user waits its `Retry-After` plus up to as much again at random before its next "
+              "request, as retry policies with jitter do (`--retry-after exact`: exactly the `Retry-After`).",
+    "exact": "A refused user waits exactly its `Retry-After` before its next request, so the users refused in "
+             "one instant come back in one instant (a herd).",
+    "ignore": "A refused user retries at once (a flood of refusals).",
+}
 
 
 def bench_variant(args: argparse.Namespace) -> dict:
@@ -464,8 +475,7 @@ def render(records: list[dict]) -> str:
         out += ["### Overload", "", _header(rec), "",
                 f"`OverloadUser` × {o['users']} closed loop (far past saturation), {rec['duration_s']} s: a 503 with "
                 "`Retry-After` is the expected refusal (the service's in-flight or queue bound is reached), anything but "
-                "200/503 fails. A refused user waits the `Retry-After` before its next request, as HTTP clients' "
-                "retry policies do.", "",
+                "200/503 fails. " + _RETRY_AFTER.get(o.get("retry_after", "exact"), ""), "",
                 "| answer | requests | req/s | p50 / p95 / p99 ms |", "|---|---|---|---|",
                 f"| 200 (forecast) | {ok.get('requests', 0)} | {ok.get('rps', 0):.1f} | {_ms(ok.get('p50_ms'))} / "
                 f"{_ms(ok.get('p95_ms'))} / {_ms(ok.get('p99_ms'))} |",
@@ -580,7 +590,7 @@ def targets_table(latest: dict[str, dict | None]) -> list[str]:
         o = rec["overload"]
         p99 = (o["refused"] or {}).get("p99_ms")
         rows.append((f"overload, {o['users']} users", f"only 200/503; 503 p99 ≤ {TARGET_P99_503:.0f} ms",
-                     f"{o['failures']} other answers; 503 p99 {_ms(p99)} ms",
+                     f"{o['failures']} other answers; 503 p99 {_ms(p99)} ms (retries: {o.get('retry_after', 'exact')})",
                      _verdict(o["failures"] == 0 and p99 is not None and p99 <= TARGET_P99_503)))
     if not rows:
         return []
@@ -622,6 +632,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="history form of the uncached requests (the 'payload' part runs both)")
     ap.add_argument("--batch64-users", type=int, default=4, help="/forecast_batch of 64: closed-loop users")
     ap.add_argument("--overload-users", type=int, default=256, help="overload: closed-loop users")
+    ap.add_argument("--retry-after", choices=tuple(_RETRY_AFTER), default="jitter",
+                    help="overload: how a refused user comes back (LOADTEST_RETRY_AFTER)")
     ap.add_argument("--cached-users", type=int, default=50, help="cached path: users sharing that rate")
     ap.add_argument("--soak-s", type=float, default=600.0, help="memory soak length (s)")
     ap.add_argument("--soak-users", type=int, default=16, help="memory soak: number of users")

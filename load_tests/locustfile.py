@@ -233,9 +233,12 @@ class Batch64User(_ForecastUser):
 class OverloadUser(_ForecastUser):
     """Uncached forecasts past saturation: 200s pass, 503 + Retry-After is the expected refusal.
 
-    A refused user waits the ``Retry-After`` it was given before its next request, as
-    HTTP clients' retry policies do (``LOADTEST_RETRY_AFTER=ignore``: retry at once, a
-    flood of refusals rather than clients).
+    A refused user waits before its next request, as HTTP clients' retry policies do.
+    ``LOADTEST_RETRY_AFTER`` says how: ``jitter`` (the default) waits the ``Retry-After``
+    plus up to as much again at random, as retry policies with jitter do so that refused
+    clients do not come back as one herd; ``exact`` waits exactly the ``Retry-After``
+    (every client refused in the same instant returns in the same instant); ``ignore``
+    retries at once (a flood of refusals rather than clients).
     """
 
     weight = 1
@@ -257,8 +260,11 @@ class OverloadUser(_ForecastUser):
                 else:
                     resp.success()
                     resp.request_meta["name"] = "/forecast [503]"  # its own row: the refusal's latency
-                    if os.environ.get("LOADTEST_RETRY_AFTER", "respect") != "ignore":
+                    mode = os.environ.get("LOADTEST_RETRY_AFTER", "jitter")
+                    if mode == "exact":
                         self._wait = float(retry)
+                    elif mode != "ignore":
+                        self._wait = float(retry) * (1.0 + float(self.rng.random()))
                 return
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
@@ -334,3 +340,4 @@ def _log_totals(environment: Any, **_: Any) -> None:
     logger.info("loadtest done at %s: %d requests, %d failures, %.1f req/s, p99 %s ms",
                 time.strftime("%H:%M:%S"), total.num_requests, total.num_failures,
                 total.total_rps, total.get_response_time_percentile(0.99))
+
