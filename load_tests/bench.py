@@ -9,9 +9,9 @@ One run, one machine, one build, side by side:
    service reads for ``batchable=``). Throughput, p50/p95/p99, failures, and the mean
    model batch size from the service's own ``gridcast_model_batch_size`` histogram.
 2. **Cached path at a fixed arrival rate** — :class:`CachedForecastUser` paced with
-   ``constant_throughput`` so users × rate = the target (200 req/s by default).
+   Poisson arrivals (``poisson_throughput``) so users × rate = the target (500 req/s by default).
 3. **Cold start** (process start → ``/readyz`` OK) of both services, and service RSS
-   (API + model process) idle and at its highest under load.
+   (its process tree) idle and at its highest under load.
 4. **Memory soak** — :class:`MixedUser` for ``--soak-s`` seconds, RSS sampled every
    few seconds; "flat" = the last minute's median within 5 % of the first minute's.
 
@@ -488,7 +488,7 @@ def render(records: list[dict]) -> str:
         met = c["p99_ms"] is not None and c["p99_ms"] <= TARGET_P99_CACHED and c["failures"] == 0
         out += ["### Cached forecasts at a fixed arrival rate", "", _header(rec), "",
                 f"`CachedForecastUser` (the same few region/horizon forecasts from the service's state), "
-                f"{c['users']} users paced with `constant_throughput` to {c['target_rps']} req/s in total, "
+                f"{c['users']} users paced with Poisson arrivals (`poisson_throughput`) to {c['target_rps']} req/s in total, "
                 f"{rec['duration_s']} s.", "",
                 "| target req/s | achieved req/s | p50 / p95 / p99 ms | max ms | failures / requests | "
                 f"service CPU ms/req | p99 ≤ {TARGET_P99_CACHED:.0f} ms |",

@@ -28,8 +28,8 @@ Payload: uncached requests send their history object per point by default;
 form that validates as arrays. Both give the same forecasts.
 
 Pacing: users are closed-loop (next request as soon as the answer is in) unless
-``LOADTEST_USER_RATE`` (requests/s per user) is set; then ``constant_throughput``
-gives a fixed arrival rate of users × rate (the cached-latency benchmark).
+``LOADTEST_USER_RATE`` (requests/s per user) is set; then :func:`poisson_throughput`
+gives Poisson arrivals at users × rate in total (the cached-latency benchmark).
 
 Load shape: plain runs use ``--users``/``--spawn-rate``/``--run-time`` (defaults in
 ``[tool.locust]`` of pyproject.toml). ``LOADTEST_SHAPE=step`` switches on
@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import orjson
-from locust import LoadTestShape, between, constant, constant_throughput, events, task
+from locust import LoadTestShape, between, constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from load_tests.common import MIN_HISTORY, base_from_recent, check_forecast, columnar, history_from, synthetic_base
@@ -63,10 +63,29 @@ HORIZONS = (1, 6, 24, 48, 168)
 HISTORY_POINTS = (MIN_HISTORY, 240, 336)
 
 
+def poisson_throughput(rate: float):
+    """Requests at the times of a Poisson process of ``rate`` per second, per user.
+
+    ``constant_throughput`` keeps users that started together in lockstep: 50 users at
+    10 req/s each arrive as a burst of 50 every 100 ms, and the last of each burst
+    queues behind the other 49. Independent exponential gaps (scheduled from the
+    previous arrival, so a slow answer does not lower the rate) add up to the steady
+    arrivals of many independent clients.
+    """
+    def wait_time(user: Any) -> float:
+        now = time.monotonic()
+        due = getattr(user, "_poisson_due", None)
+        due = (now if due is None else due) + float(user.rng.exponential(1.0 / rate))
+        user._poisson_due = due
+        return max(0.0, due - now)
+
+    return wait_time
+
+
 def _wait_time():
     rate = os.environ.get("LOADTEST_USER_RATE")
     if rate:
-        return constant_throughput(float(rate))
+        return poisson_throughput(float(rate))
     return constant(0)
 
 
@@ -132,6 +151,9 @@ class _ForecastUser(FastHttpUser):
     def on_start(self) -> None:
         _Catalog.load(self.client)
         self.rng = np.random.default_rng(random.randrange(2**32))
+        rate = os.environ.get("LOADTEST_USER_RATE")
+        if rate:  # paced: the first request too comes at a random time, not with every other user's
+            time.sleep(float(self.rng.exponential(1.0 / float(rate))))
 
     # -- request builders ----------------------------------------------------------------
     def uncached_query(self) -> dict:
