@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,12 +81,13 @@ class Series:
 
     def digest(self) -> str:
         """A short content hash (start, step, every column): a cache-key part."""
-        h = hashlib.blake2b(digest_size=8)
-        h.update(np.array([self.start, self.step], dtype=np.int64).tobytes())
+        parts = [struct.pack("<qq", self.start, self.step)]  # the bytes of int64 [start, step]
         for name in sorted(self.columns):
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(self.columns[name], dtype=np.float64).tobytes())
-        return h.hexdigest()
+            col = self.columns[name]
+            if col.dtype != np.float64 or not col.flags.c_contiguous:
+                col = np.ascontiguousarray(col, dtype=np.float64)
+            parts += (name.encode(), col.tobytes())
+        return hashlib.blake2b(b"".join(parts), digest_size=8).hexdigest()
 
     # ---- DataFrames (training, backtests, the models' frame API) ---------------------
     @classmethod
