@@ -278,7 +278,9 @@ class Settings(BaseSettings):
     )
     ui_port: int = Field(7860, description="Port of the stand-alone UI (`gridcast ui`); mounted, it lives at /ui.")
     ui_mount: bool = Field(
-        True, description="Mount the Gradio UI on the service at /ui (False: API only, a faster cold start)."
+        True,
+        description="Mount the Gradio UI on the service at /ui, built once the service is up (False: API only, "
+        "no Gradio import).",
     )
 
 
