@@ -37,11 +37,16 @@ NET_LAYERS = ("lstm", "context", "lead_context", "head_1", "head_2", "head_out")
 
 
 def build_network(enc_shape: tuple[int, int], dec_shape: tuple[int, int], *, units: int, horizon: int,
-                  learning_rate: float):
+                  learning_rate: float, ema_momentum: float = 0.0, steps_per_epoch: int | None = None):
     """The Keras model: it outputs a correction added to the seasonal-naive ratio.
 
     The last layer starts at zero, so an untrained network *is* the seasonal naive
     forecast, and training only has to learn what naive gets wrong.
+
+    ``ema_momentum`` > 0: the optimizer keeps an exponential moving average of the
+    weights and writes it into the model at the end of every epoch
+    (``steps_per_epoch``) and of training, so validation, early stopping and the saved
+    weights all see the averaged weights (no cost when forecasting).
     """
     import keras
     from keras import layers
@@ -62,7 +67,12 @@ def build_network(enc_shape: tuple[int, int], dec_shape: tuple[int, int], *, uni
     )
     out = layers.Add(name="ratio")([base_in, correction])
     model = keras.Model([enc_in, dec_in, base_in], out, name="gridcast_lstm")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mae")
+    if ema_momentum > 0:
+        optimizer = keras.optimizers.Adam(learning_rate, use_ema=True, ema_momentum=ema_momentum,
+                                          ema_overwrite_frequency=steps_per_epoch)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    model.compile(optimizer=optimizer, loss="mae")
     return model
 
 
