@@ -34,9 +34,42 @@ that forecast is not scored. When every member fails, the plain combination is
 returned and the caller's guard falls back (:meth:`EnsembleForecaster.fallback_members`
 gives the order of the members to try).
 
-Intervals: the weighted average of the members' bounds per level and lead (a convex
-combination of quantiles is a quantile of the mixture's comonotonic approximation);
-the validation coverage is recorded so that a backtest can check it.
+Intervals: **calibrated on the combination's own out-of-sample errors** (split
+conformal, :mod:`gridcast.models.conformal`). The weighted average of the members'
+bounds — what the ensemble used to serve — ignores that the combination errs less than
+its members (that is what it is for): it covered 94.6 % at a nominal 90 % on Spain
+2018 with members at 90 %. Instead the bound of a central ``L`` % interval is
+``ŷ · (1 ± s · q_band(L))``:
+
+* ``q_band(L)``: the conformal quantile of the combination's relative scores
+  ``|y − ŷ| / |ŷ|`` in the forecast's lead band (a quarter day of leads pooled). The
+  scores come from the validation days of ``fit`` (final weights), then from the
+  remembered forecasts as ``update`` scores them (the combination's mean as served is
+  remembered after the members'), in a rolling window of the last ``calibration_days``
+  (:class:`~gridcast.models.conformal.ScoreWindow`);
+* ``s``: an online scale (adaptive conformal inference): every scored target moves
+  ``log s`` by ``adapt_rate · (missed − 0.1)``, ``missed`` whether it fell outside the
+  90 % interval served for it (also remembered). A window's quantiles lag errors that
+  grow (autumn into winter, holidays, the weather forecast's error, which the
+  validation days — observed weather — do not hold): on Spain 2017 H2 the window alone
+  covered 87–88 % at 90 % whatever its length (14–84 days); the scale brings the
+  long-run coverage back to nominal. ``calibration_days`` 28 and ``adapt_rate`` 0.02
+  (per scored target, a day-ahead forecast a day) were chosen on that replay (0.01 /
+  0.02 / 0.05: 88.7 / 89.2 / 89.8 %). The rate is per target: forecasting from the
+  model's state more often than daily adapts faster.
+
+The day-ahead backtest of Spain 2017 H2 (noisy weather): 84.7 / 92.7 / 95.9 % at
+80 / 90 / 95 with the members' bounds, 80.1 / 89.1 / 93.6 % calibrated; MAPE (2.01 %)
+and pinball loss (118.1) unchanged, the 90 % interval 4 % narrower.
+
+While no band has ``min_calibration_scores`` scores (a short validation, an ensemble
+saved without scores), and for a forecast from which an implausible member's was
+dropped (the calibration is the whole combination's: the rest err more), the weighted
+members' bounds are served. The validation coverage is recorded (``validation_``:
+``coverage_90`` of the calibrated intervals, each validation day scored with the
+quantiles of the other days; ``coverage_90_member_bounds`` of the old ones) so that a
+backtest can check it; the saved metadata also has the calibration's bands and
+``interval_scale``. The scores and the scale are saved exactly (``weights.npz``).
 
 ``weights_`` (member → weight averaged over the leads) and ``lead_weights_`` (per
 lead) are in the saved model's metadata (``forecaster.json``); the error sums they come
@@ -59,6 +92,7 @@ import pandas as pd
 from gridcast.errors import InsufficientDataError, UserInputError
 from gridcast.guard import PlausibleBand, implausible
 from gridcast.models.base import Forecaster, ForecastRequest, check_level, interval_columns, make
+from gridcast.models.conformal import LeadQuantiles, ScoreWindow
 from gridcast.models.weights import LeadWeights, PendingForecasts
 from gridcast.schema import LOAD, WEATHER, infer_freq, steps_per_day
 
@@ -67,6 +101,9 @@ log = logging.getLogger(__name__)
 MEMBERS_DIR = "members"
 BUFFER_FILE = "buffer.parquet"
 WEIGHTS_FILE = "weights.npz"
+CALIBRATION_PREFIX = "calibration_"
+#: the online scale of the calibrated intervals stays within [1/4, 4]
+MAX_LOG_SCALE = float(np.log(4.0))
 
 
 class EnsembleForecaster(Forecaster):
@@ -83,6 +120,12 @@ class EnsembleForecaster(Forecaster):
         lead_pool_hours: leads within this many hours of each other share their errors
             for the weights.
         shrinkage: of the error covariance towards its diagonal when choosing weights.
+        calibration_days: the intervals are calibrated on the combination's scores of
+            this many last days.
+        min_calibration_scores: fewer scores in a lead band: the members' weighted
+            bounds are served instead.
+        adapt_rate: step of the intervals' online scale per scored target (adaptive
+            conformal; 0: the window's quantiles alone).
 
     Example:
         >>> from training.data.synthetic import generate
@@ -96,7 +139,7 @@ class EnsembleForecaster(Forecaster):
     """
 
     alias = "ensemble"
-    format_version = 2  # 2: per-lead learning weights (weights.npz)
+    format_version = 3  # 2: per-lead learning weights (weights.npz); 3: + calibration scores
 
     def __init__(
         self,
@@ -108,6 +151,9 @@ class EnsembleForecaster(Forecaster):
         half_life_days: float = 28.0,
         lead_pool_hours: float = 3.0,
         shrinkage: float = 0.1,
+        calibration_days: float = 28.0,
+        min_calibration_scores: int = 20,
+        adapt_rate: float = 0.02,
     ) -> None:
         members = list(members)
         if not members or len(set(members)) != len(members) or "ensemble" in members:
@@ -115,9 +161,17 @@ class EnsembleForecaster(Forecaster):
         if half_life_days <= 0 or lead_pool_hours < 0 or not 0 <= shrinkage <= 1:
             raise UserInputError("half_life_days > 0, lead_pool_hours >= 0 and 0 <= shrinkage <= 1 are required",
                                  field="half_life_days")
+        if calibration_days <= 0 or min_calibration_scores < 1 or adapt_rate < 0:
+            raise UserInputError("calibration_days > 0, min_calibration_scores >= 1 and adapt_rate >= 0 are required",
+                                 field="calibration_days")
         super().__init__(members=members, member_params=member_params or {}, val_days=val_days,
                          member_refit_days=member_refit_days or {}, buffer_days=buffer_days,
-                         half_life_days=half_life_days, lead_pool_hours=lead_pool_hours, shrinkage=shrinkage)
+                         half_life_days=half_life_days, lead_pool_hours=lead_pool_hours, shrinkage=shrinkage,
+                         calibration_days=calibration_days, min_calibration_scores=min_calibration_scores,
+                         adapt_rate=adapt_rate)
+        self.calibration_days = float(calibration_days)
+        self.min_calibration_scores = int(min_calibration_scores)
+        self.adapt_rate = float(adapt_rate)
         self.members = members
         self.member_refit_days = {m: int(d) for m, d in (member_refit_days or {}).items() if m in members}
         self.buffer_days = int(buffer_days)
@@ -174,8 +228,41 @@ class EnsembleForecaster(Forecaster):
         self.buffer_ = history.iloc[-self.buffer_days * spd:] if self.member_refit_days else history.iloc[:0]
         self.member_drops_ = {m: 0 for m in self.members}
         self.validation_ = self._validation_summary(days)
+        window = self._new_window()
+        for fcs, actual in days:
+            combo = self._combine(fcs, (90,))
+            window.add(actual.index.as_unit("ns").asi8, np.arange(len(actual)),
+                       relative_score(combo["mean"].to_numpy(float), actual.to_numpy(float)))
+        self._set_window(window)
+        self.log_scale_ = 0.0
         log.info("ensemble weights %s (validation %s)", self.weights_, self.validation_)
         return self
+
+    # -- interval calibration --------------------------------------------------------
+    def _new_window(self) -> ScoreWindow:
+        return ScoreWindow(window_ns=int(self.calibration_days * 86400 * 10**9))
+
+    def _calibration_band(self) -> int:
+        """Leads per band of the calibration: a quarter day."""
+        return max(1, steps_per_day(self.freq_) // 4)
+
+    def _set_window(self, window: ScoreWindow) -> None:
+        self.window_ = window
+        self.calibration_ = window.quantiles(2 * steps_per_day(self.freq_), band=self._calibration_band(),
+                                             min_count=self.min_calibration_scores)
+
+    @staticmethod
+    def _calibrated(frame: pd.DataFrame, level: Sequence[int], cal: LeadQuantiles | None,
+                    scale: float = 1.0) -> pd.DataFrame:
+        """``frame`` with its bounds ``ŷ · (1 ± scale · q(level))`` (as it is without a calibration)."""
+        if cal is None:
+            return frame
+        mean = frame["mean"].to_numpy(float)
+        columns = {"mean": mean}
+        for lv in sorted(level):
+            half = scale * cal.quantile(lv, len(frame)) * np.abs(mean)
+            columns[f"lo-{lv}"], columns[f"hi-{lv}"] = mean - half, mean + half
+        return pd.DataFrame(columns, index=frame.index)
 
     def _set_learner(self, learner: LeadWeights) -> None:
         self.learner_ = learner
@@ -198,20 +285,42 @@ class EnsembleForecaster(Forecaster):
         return np.array(rows), bad
 
     def _validation_summary(self, days: list[tuple[dict[str, pd.DataFrame], pd.Series]]) -> dict[str, Any]:
-        """Member and ensemble MAPE / 90 % coverage on the validation days (final weights)."""
+        """Member and ensemble MAPE / 90 % coverage on the validation days (final weights).
+
+        The calibrated intervals of each day are calibrated on the other days' scores
+        (leave one day out: the days are the calibration's own data); the members'
+        weighted bounds are scored too (``coverage_90_member_bounds``).
+        """
         def mape(pred: pd.Series, actual: pd.Series) -> float:
             ok = actual.notna() & pred.notna() & (actual != 0)
             return float((np.abs(pred - actual) / actual.abs())[ok].mean() * 100)
 
+        def coverage(frames: list[pd.DataFrame]) -> float:
+            combo = pd.concat(frames)
+            covered = (actual >= combo["lo-90"]) & (actual <= combo["hi-90"])
+            return float(covered[actual.notna()].mean() * 100)
+
         actual = pd.concat([a for _, a in days])
         member = {m: pd.concat([f[m] for f, _ in days]) for m in self.members}
-        combo = pd.concat([self._combine(f, (90,)) for f, _ in days])
-        covered = (actual >= combo["lo-90"]) & (actual <= combo["hi-90"])
+        combos = [self._combine(f, (90,)) for f, _ in days]
+        scores = [relative_score(c["mean"].to_numpy(float), a.to_numpy(float)) for c, (_, a) in zip(combos, days,
+                                                                                                     strict=True)]
+        calibrated = []
+        for i, c in enumerate(combos):
+            others = ScoreWindow(window_ns=np.iinfo(np.int64).max)
+            for j, sc in enumerate(scores):
+                if j != i:
+                    others.add(np.zeros(len(sc), dtype=np.int64), np.arange(len(sc)), sc)
+            cal = others.quantiles(2 * steps_per_day(self.freq_), band=self._calibration_band(),
+                                   min_count=self.min_calibration_scores)
+            calibrated.append(self._calibrated(c, (90,), cal))
+        combo = pd.concat(combos)
         return {
             "member_mape": {m: mape(f["mean"], actual) for m, f in member.items()},
             "member_mse": {m: float(np.nanmean((f["mean"] - actual).to_numpy(float) ** 2)) for m, f in member.items()},
             "mape": mape(combo["mean"], actual),
-            "coverage_90": float(covered[actual.notna()].mean() * 100),
+            "coverage_90": coverage(calibrated),
+            "coverage_90_member_bounds": coverage(combos),
         }
 
     def _lead_matrix(self, horizon: int) -> np.ndarray:
@@ -239,24 +348,37 @@ class EnsembleForecaster(Forecaster):
         """
         band = getattr(self, "band_", None)
         means, bad = self._member_means(forecasts, band, level)
-        if remember:
-            self.pending_.add(int(next(iter(forecasts.values())).index[0].value), means)
-        if not bad:
-            return self._combine(forecasts, level)
-        drops = self.__dict__.setdefault("member_drops_", {})
-        for m in bad:
-            drops[m] = drops.get(m, 0) + 1
         good = [m for m in self.members if m not in bad]
-        if not good:
+        if bad:
+            drops = self.__dict__.setdefault("member_drops_", {})
+            for m in bad:
+                drops[m] = drops.get(m, 0) + 1
+        if not bad:
+            combo = self._calibrated(self._combine(forecasts, level), level, self.calibration_,
+                                     float(np.exp(self.log_scale_)))
+        elif not good:
             log.warning("ensemble: every member's forecast is implausible (%s); the caller's guard falls back", bad)
-            return self._combine(forecasts, level)
-        weights = self._lead_matrix(len(means[0])).copy()
-        weights[:, [self.members.index(m) for m in bad]] = 0.0
-        total = weights.sum(axis=1, keepdims=True)
-        equal = np.isin(np.array(self.members), good).astype(float) / len(good)
-        weights = np.where(total > 0, weights / np.where(total > 0, total, 1.0), equal)
-        log.warning("ensemble: dropped implausible member forecast(s) %s (band %s)", bad, band)
-        return self._combine({m: forecasts[m] for m in good}, level, weights)
+            combo = self._combine(forecasts, level)
+        else:
+            weights = self._lead_matrix(len(means[0])).copy()
+            weights[:, [self.members.index(m) for m in bad]] = 0.0
+            total = weights.sum(axis=1, keepdims=True)
+            equal = np.isin(np.array(self.members), good).astype(float) / len(good)
+            weights = np.where(total > 0, weights / np.where(total > 0, total, 1.0), equal)
+            log.warning("ensemble: dropped implausible member forecast(s) %s (band %s)", bad, band)
+            combo = self._combine({m: forecasts[m] for m in good}, level, weights)
+        if remember:
+            # the members' means, then the combination's mean and its calibrated 90 % bounds
+            # as served (NaN, not scored, when a member was dropped: the calibration is the
+            # whole combination's; bounds NaN while uncalibrated)
+            served = np.full((3, means.shape[1]), np.nan)
+            if not bad:
+                served[0] = combo["mean"].to_numpy(float)
+                if self.calibration_ is not None:
+                    half = np.exp(self.log_scale_) * self.calibration_.quantile(90, len(combo)) * np.abs(served[0])
+                    served[1], served[2] = served[0] - half, served[0] + half
+            self.pending_.add(int(next(iter(forecasts.values())).index[0].value), np.vstack([means, served]))
+        return combo
 
     def fallback_members(self) -> list[str]:
         """Member aliases in fallback order: highest weight (averaged over the leads) first."""
@@ -290,10 +412,23 @@ class EnsembleForecaster(Forecaster):
         if not new_observations.empty and LOAD in new_observations:
             times = pd.DatetimeIndex(new_observations.index).as_unit("ns").asi8
             scored = self.pending_.score(times, new_observations[LOAD].to_numpy(float))
+            m = len(self.members)
             for leads, errors in scored:
-                self.learner_.observe(leads, errors, at=int(times.max()))
+                self.learner_.observe(leads, errors[:, :m], at=int(times.max()))
+                # the combination's relative error e = (ŷ − y)/|y| as a score |y − ŷ|/|ŷ| (load > 0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    score = np.abs(errors[:, m]) / np.abs(1.0 + errors[:, m])
+                self.window_.add(np.full(len(leads), int(times.max())), leads, score)
+                # adaptive conformal: the served 90 % interval missed (below its lower bound:
+                # e_lo > 0, above its upper: e_hi < 0) -> wider, covered -> narrower
+                lo, hi = errors[:, m + 1], errors[:, m + 2]
+                ok = np.isfinite(lo) & np.isfinite(hi)
+                missed = (lo[ok] > 0) | (hi[ok] < 0)
+                self.log_scale_ = float(np.clip(self.log_scale_ + self.adapt_rate * np.sum(missed - 0.1),
+                                                -MAX_LOG_SCALE, MAX_LOG_SCALE))
             if scored:
                 self._set_learner(self.learner_)
+                self._set_window(self.window_)
         if self.member_refit_days and not new_observations.empty:
             buf = pd.concat([self.buffer_, new_observations[self.buffer_.columns.intersection(new_observations.columns)]])
             buf = buf[~buf.index.duplicated(keep="last")].sort_index()
@@ -314,13 +449,16 @@ class EnsembleForecaster(Forecaster):
         band = getattr(self, "band_", None)
         return {"weights_": self.weights_, "lead_weights_": self.lead_weights_.tolist(), "freq_": self.freq_,
                 "validation_": self.validation_, "fitted_at_": {m: t.isoformat() for m, t in self.fitted_at_.items()},
-                "band_": None if band is None else band.to_metadata()}
+                "band_": None if band is None else band.to_metadata(),
+                "calibration_": None if self.calibration_ is None else self.calibration_.summary(),
+                "interval_scale": float(np.exp(self.log_scale_))}
 
     def _save(self, directory: Path) -> None:
         for m, model in self.members_.items():
             model.save(directory / MEMBERS_DIR / m)
         self.buffer_.to_parquet(directory / BUFFER_FILE)
-        np.savez(directory / WEIGHTS_FILE, **self.learner_.to_arrays())
+        np.savez(directory / WEIGHTS_FILE, **self.learner_.to_arrays(), **self.window_.to_arrays(CALIBRATION_PREFIX),
+                 **{f"{CALIBRATION_PREFIX}log_scale": np.array(self.log_scale_)})
 
     def _restore(self, state: dict[str, Any], directory: Path) -> None:
         self.freq_ = state["freq_"]
@@ -332,7 +470,18 @@ class EnsembleForecaster(Forecaster):
         self.members_ = {m: Forecaster.load(directory / MEMBERS_DIR / m) for m in self.members}
         with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as z:
             self._set_learner(self._new_learner(self.freq_, z))
+            # saved without scores (format 2): the members' bounds until scores accumulate
+            self._set_window(ScoreWindow.from_arrays(z, CALIBRATION_PREFIX, window_ns=self._new_window().window_ns))
+            key = f"{CALIBRATION_PREFIX}log_scale"
+            self.log_scale_ = float(z[key]) if key in z.files else 0.0
         # forecasts still waiting for their actuals are not saved: a loaded model, like the
         # forecast from a request's history, starts from the weights alone (so that
         # "load, update, predict" equals "load, predict from the longer history")
         self.pending_ = PendingForecasts(step_ns=pd.Timedelta(self.freq_).value)
+
+
+def relative_score(mean: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """The calibration's scores ``|y − ŷ| / |ŷ|`` (NaN where either is missing or ``ŷ`` is 0)."""
+    mean, actual = np.asarray(mean, dtype=float), np.asarray(actual, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean != 0, np.abs(actual - mean) / np.abs(mean), np.nan)

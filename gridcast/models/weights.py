@@ -164,7 +164,8 @@ class PendingForecasts:
     """Members' forecasts from recent origins, waiting for their actuals.
 
     Each record: the first target (epoch ns), the members' means ``(M, H)`` (NaN for
-    a member whose forecast was implausible) and which targets are already scored.
+    a member whose forecast was implausible; the ensemble adds the combination's mean
+    as a last row, scored alike) and which targets are already scored.
     One record per first target: a later forecast for the same origin replaces it.
     """
 
