@@ -27,10 +27,7 @@ Design, and why:
   slightly more accurate network at no cost when forecasting.
 * **Intervals.** Split-conformal: relative residuals on the time-ordered validation
   split, per lead (pooled over neighbouring leads), with and without weather; stored
-  as a quantile grid, so any level can be served. With weather the residuals are
-  first divided by a factor that grows with the forecast temperature's heating and
-  cooling degrees (slopes chosen on the same split; zero where that narrows nothing),
-  so intervals widen in cold and heat, where load errs most.
+  as a quantile grid, so any level can be served.
 
 Example:
     >>> from training.data.synthetic import generate
@@ -64,14 +61,7 @@ from gridcast.models.base import (
     fill_gaps,
     interval_columns,
 )
-from gridcast.models.lstm_features import (
-    CALENDAR_FLAGS,
-    LEGACY_FLAGS,
-    calendar,
-    inputs,
-    interval_scale,
-    lag_periods,
-)
+from gridcast.models.lstm_features import CALENDAR_FLAGS, LEGACY_FLAGS, calendar, inputs, lag_periods
 from gridcast.models.lstm_net import (
     MAX_MISSING_SHARE,
     NET_LAYERS,
@@ -411,20 +401,16 @@ class LSTMForecaster(Forecaster):
         enc, dec, base, level = inputs(self, np.stack(loads), np.stack(temps), calendar[:, :d], calendar[:, d:],
                                              fut_temp)
         mean_all = level[:, None] * (1.0 + self._run(enc, dec, base))
-        # intervals with weather widen with the forecast temperature's heating and
-        # cooling degrees (a model saved before the slopes were calibrated: unscaled)
-        scale_all = interval_scale(fut_temp, self.quantiles_.get("weather_scale", (0.0, 0.0)))
         for k, i in enumerate(ok):
             r = requests[i]
             h = r.horizon
             mean = mean_all[k, :h]
             has_weather = bool(np.isfinite(fut_temp[k, :h]).any())
             lower, upper = {}, {}
-            scale = scale_all[k, :h] if has_weather else 1.0
             for lv in r.level:
                 lo_q, hi_q = self._interval_quantiles(has_weather, int(lv))
-                lower[int(lv)] = np.minimum(mean * (1 + lo_q[:h] * scale), mean)
-                upper[int(lv)] = np.maximum(mean * (1 + hi_q[:h] * scale), mean)
+                lower[int(lv)] = np.minimum(mean * (1 + lo_q[:h]), mean)
+                upper[int(lv)] = np.maximum(mean * (1 + hi_q[:h]), mean)
             out[i] = Forecast(int(last[k]) + step, step, mean, lower, upper)
         return out
 
@@ -460,9 +446,7 @@ class LSTMForecaster(Forecaster):
             "tz": self.params["tz"],
             "freq": self.freq_,
             "horizon_steps": self.H_,
-            "intervals": "split-conformal relative residuals per lead (validation split), with/without weather; "
-                         "with weather scaled by 1 + (a * heating + b * cooling degrees) / 10 of the forecast "
-                         "temperature",
+            "intervals": "split-conformal relative residuals per lead (validation split), with/without weather",
         }
 
     def _state(self) -> dict[str, Any]:

@@ -7,7 +7,6 @@ so a served forecast sees exactly the features the network was trained on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -51,23 +50,6 @@ def weather_terms(model: Any, temps: np.ndarray) -> np.ndarray:
                           np.maximum(0.0, HEATING_BASE_C - t) / 10.0,
                           np.maximum(0.0, t - COOLING_BASE_C) / 10.0], axis=-1)
     return np.nan_to_num(terms, nan=0.0).astype(np.float32)
-
-def interval_scale(temps: np.ndarray, slopes: Sequence[float]) -> np.ndarray:
-    """Factor of the interval half-widths at each step: ``1 + (a·heating + b·cooling degrees) / 10``.
-
-    ``slopes`` = ``(a, b)``; the degrees are the forecast temperature's (0 where no
-    temperature is given). Load errs most in cold and in heat, each grid in its own
-    way, so the conformal scores are residuals divided by this factor and the
-    intervals are multiplied by it.
-    """
-    t = np.asarray(temps, dtype=np.float64)
-    a, b = (float(v) for v in slopes)
-    if not (a or b):
-        return np.ones(t.shape)
-    with np.errstate(invalid="ignore"):
-        degrees = (a * np.maximum(0.0, HEATING_BASE_C - t) + b * np.maximum(0.0, t - COOLING_BASE_C)) / 10.0
-    return 1.0 + np.nan_to_num(degrees, nan=0.0)
-
 
 def lag_periods(model: Any) -> list[int]:
     return [p for p in (model.spd_, 7 * model.spd_) if p <= model.window_]

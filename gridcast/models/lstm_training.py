@@ -15,7 +15,7 @@ import pandas as pd
 
 from gridcast.errors import InsufficientDataError
 from gridcast.models.lstm_features import calendar as calendar_table
-from gridcast.models.lstm_features import inputs, interval_scale
+from gridcast.models.lstm_features import inputs
 from gridcast.models.lstm_net import (
     ANNUAL_MIN_DAYS,
     FOURIER,
@@ -26,11 +26,6 @@ from gridcast.models.lstm_net import (
 from gridcast.schema import LOAD, TEMPERATURE, infer_freq, regular, steps_per_day
 
 log = logging.getLogger("gridcast.models.lstm")
-
-#: candidate slopes of the intervals' temperature scaling (``interval_scale``), for
-#: heating and cooling degrees each: the calibration keeps the pair with the narrowest
-#: 90 % intervals on the validation split
-SCALE_SLOPES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def fit_lstm(model: Any, history: pd.DataFrame) -> Any:
@@ -103,17 +98,11 @@ def fit_lstm(model: Any, history: pd.DataFrame) -> Any:
     # weather error, and without weather
     model.quantiles_ = {}
     for name, mode in (("weather", "noisy"), ("no_weather", "none")):
-        enc, dec, base, target, level, fut_temp = _samples(model, y_filled, temp, calendar, val_origins, rng,
-                                                           mode=mode, with_level=True)
+        enc, dec, base, target, level = _samples(model, y_filled, temp, calendar, val_origins, rng, mode=mode,
+                                                      with_level=True)
         pred = 1.0 + model._run(enc, dec, base)
         actual = 1.0 + target
-        residual = actual / pred - 1.0
-        if name == "weather":
-            # locally adaptive: scores are residuals over the temperature scaling
-            slopes = _scale_slopes(residual, fut_temp)
-            model.quantiles_["weather_scale"] = np.array(slopes)
-            residual = residual / interval_scale(fut_temp, slopes)
-        model.quantiles_[name] = conformal_grid(residual, model.spd_)
+        model.quantiles_[name] = conformal_grid(actual / pred - 1.0, model.spd_)
 
     if p["refit_full"]:
         # the validation split is the most recent data: once it has chosen the
@@ -132,23 +121,6 @@ def fit_lstm(model: Any, history: pd.DataFrame) -> Any:
     model.feature_spec_ = model._feature_spec()
     model.__dict__.pop("_ctx", None)
     return model
-
-
-def _scale_slopes(residual: np.ndarray, fut_temp: np.ndarray) -> tuple[float, float]:
-    """The (heating, cooling) slopes of ``SCALE_SLOPES`` with the narrowest scaled 90 % intervals.
-
-    Split conformal covers on the calibration windows whatever the slopes; they only
-    decide where the width goes (more in cold or heat, less in mild weather).
-    """
-    best, best_width = (0.0, 0.0), np.inf
-    for a in SCALE_SLOPES:
-        for b in SCALE_SLOPES:
-            scale = interval_scale(fut_temp, (a, b))
-            lo, hi = np.quantile(residual / scale, [0.05, 0.95], axis=0)
-            width = float(np.mean((hi - lo)[None, :] * scale))
-            if width < best_width - 1e-12:
-                best, best_width = (a, b), width
-    return best
 
 
 def _steps(n: int, p: dict[str, Any]) -> int:
@@ -186,7 +158,7 @@ def _samples(
         past_temp[drop_past] = np.nan
     enc, dec, base, level = inputs(model, y[past], past_temp, calendar[block_ends], calendar[fut], fut_temp)
     target = (y[fut] / level[:, None] - 1.0).astype(np.float32)
-    return (enc, dec, base, target, level, fut_temp) if with_level else (enc, dec, base, target)
+    return (enc, dec, base, target, level) if with_level else (enc, dec, base, target)
 
 def _weather_error(model: Any, n: int, rng: np.random.Generator, mode: str) -> np.ndarray:
     """A forecast-like temperature error (°C): a bias plus a random walk in lead."""
