@@ -132,6 +132,8 @@ class Forecaster(ABC):
     alias: ClassVar[str]
     #: bump when the saved layout of a subclass changes; ``load`` refuses other versions
     format_version: ClassVar[int] = 1
+    #: earlier layouts the subclass's ``_restore`` still reads (it fills what they lack)
+    older_formats: ClassVar[tuple[int, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params = dict(params)
@@ -201,7 +203,7 @@ class Forecaster(ABC):
             module = "gridcast.models." + module.removeprefix("training.models.")
         klass = getattr(importlib.import_module(module), name)
         saved = meta.get("format_version", 0)
-        if saved != klass.format_version:
+        if saved != klass.format_version and saved not in klass.older_formats:
             raise IncompatibleModelError(
                 f"{meta.get('alias', name)} model at {directory} has save format {saved}, "
                 f"this gridcast reads format {klass.format_version}: retrain it (gridcast train ...)"

@@ -140,6 +140,7 @@ class EnsembleForecaster(Forecaster):
 
     alias = "ensemble"
     format_version = 3  # 2: per-lead learning weights (weights.npz); 3: + calibration scores
+    older_formats = (2,)  # read without scores: the members' bounds until scores accumulate
 
     def __init__(
         self,

@@ -9,6 +9,8 @@ the next day, absorb a day of actuals). Nothing of the ensemble is mocked.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -129,6 +131,10 @@ def test_without_calibration_scores_it_serves_the_members_weighted_bounds(frame,
     with np.load(path) as z:
         kept = {k: z[k] for k in z.files if not k.startswith("calibration_")}
     np.savez(path, **kept)
+    meta_path = tmp_path / "ens" / "forecaster.json"
+    meta = json.loads(meta_path.read_text())
+    meta["format_version"] = 2  # as format 2 wrote it: still read
+    meta_path.write_text(json.dumps(meta))
     loaded = Forecaster.load(tmp_path / "ens")
     assert loaded.calibration_ is None
     fc = loaded.predict(36, level=(90,))
