@@ -1,0 +1,160 @@
+"""Stage 1 of the two-stage SARIMAX: load as a regression on calendar and weather, fitted on years.
+
+An 8-week window cannot identify a holiday (it holds one or none), the annual cycle,
+or how load responds to temperatures it has not seen that season. A regression fitted
+on one to three years can, and is cheap (one least-squares solve): the SARIMA errors
+of :class:`gridcast.models.sarimax.SarimaxForecaster` then model only what it leaves
+(level drift, the last days' deviations), on the recent window.
+
+The terms (:func:`regression_terms`), all in local time:
+
+* **the daily shape per day type** — one dummy per (day type, time-of-day step), day
+  types Monday, Tuesday–Thursday, Friday, Saturday, Sunday. A holiday is a Sunday in
+  proportion to how much of the region is off (``holiday_share``: 0.72 on Holy
+  Thursday in Spain), its own weekday for the rest;
+* **special days** — bridge days, the Christmas period, the eves and days after
+  holidays, each a level and a daily shape (daily Fourier terms, order 2);
+* **the annual cycle** — annual Fourier terms (order 3) and annual × daily ones (order
+  2 × 2: daylight, hence lighting, moves the daily shape over the year);
+* **temperature** (when the model uses weather) — the temperature and its mean over
+  the trailing day (the thermal inertia of buildings; and a weather forecast's
+  independent hourly errors largely cancel in it), heating and cooling degrees of both
+  (hinges at several bases: the response is convex), and the degrees of the daily mean
+  times the daily Fourier terms (heating matters in the morning and evening, cooling
+  in the afternoon).
+
+Example:
+    >>> from gridcast.synthetic import generate
+    >>> from gridcast.schema import region_frame
+    >>> df, _ = generate(days=60, seed=3)
+    >>> frame = region_frame(df, "region-1")
+    >>> reg = CalendarRegression(country=None, tz=None, steps=24).fit(frame.index, frame["load_mw"].to_numpy(),
+    ...                                                               frame["temperature_c"].to_numpy())
+    >>> reg.predict(frame.index[-3:], frame["temperature_c"].to_numpy()[-3:]).shape
+    (3,)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gridcast.features import COOLING_BASE_C, HEATING_BASE_C, calendar_features
+
+#: Monday, Tuesday–Thursday, Friday, Saturday, Sunday (weekday number -> day type)
+DAY_TYPE = np.array([0, 1, 1, 1, 2, 3, 4])
+N_DAY_TYPES = 5
+#: hinge bases (°C) of the heating / cooling degrees of the daily mean temperature
+HEATING_KNOTS_C = (HEATING_BASE_C, 12.0, 8.0)
+COOLING_KNOTS_C = (20.0, COOLING_BASE_C + 2.0, 28.0)
+_FOURIER = {"daily": (1.0, 2), "annual": (365.25, 3)}
+
+
+def trailing_mean(temp: np.ndarray, before: np.ndarray | None, steps: int) -> np.ndarray:
+    """Mean of the last ``steps`` values (this one included) of ``before`` followed by ``temp``.
+
+    The first values average what there is (a window of fewer steps) when ``before``
+    is shorter than ``steps - 1``.
+    """
+    prior = np.zeros(0)
+    if before is not None and steps > 1:
+        prior = np.asarray(before, dtype=float)[-(steps - 1):]
+    full = np.concatenate([prior, np.asarray(temp, dtype=float)])
+    csum = np.concatenate([[0.0], np.cumsum(full)])
+    end = np.arange(len(prior), len(full)) + 1
+    start = np.maximum(0, end - steps)
+    return (csum[end] - csum[start]) / (end - start)
+
+
+def regression_terms(
+    index: pd.DatetimeIndex,
+    temp: np.ndarray | None,
+    temp_before: np.ndarray | None = None,
+    *,
+    country: str | None,
+    tz: str | None,
+    steps: int,
+) -> np.ndarray:
+    """The stage-1 design for each timestamp of ``index`` (see the module docstring).
+
+    Args:
+        index: UTC timestamps.
+        temp: temperature (°C) on ``index``, or None for a model without weather.
+        temp_before: the temperatures just before ``index[0]`` (for the trailing-day mean).
+        country, tz: holiday region and time zone.
+        steps: steps per day.
+
+    Returns:
+        A float matrix, one row per timestamp; its column order is fixed for given
+        ``steps`` and weather use.
+    """
+    cal = calendar_features(index, country=country, tz=tz, fourier=_FOURIER)
+    n = len(index)
+    slot = np.minimum((cal["hour"].to_numpy() * steps / 24.0).astype(int), steps - 1)
+    share = np.clip(cal["holiday_share"].to_numpy(), 0.0, 1.0)
+    own = DAY_TYPE[cal["weekday"].to_numpy().astype(int)]
+    weights = np.zeros((n, N_DAY_TYPES))
+    weights[np.arange(n), own] = 1.0 - share
+    weights[:, N_DAY_TYPES - 1] += share
+    profile = np.zeros((n, N_DAY_TYPES * steps))
+    rows = np.arange(n)
+    for k in range(N_DAY_TYPES):
+        profile[rows, k * steps + slot] = weights[:, k]
+    daily = np.column_stack([cal[f"{f}_daily_{k}"].to_numpy() for k in (1, 2) for f in ("sin", "cos")])
+    shape = np.column_stack([np.ones(n), daily])
+    parts = [profile]
+    for name in ("bridge", "christmas_period", "holiday_eve", "holiday_after"):
+        parts.append(cal[name].to_numpy()[:, None] * shape)
+    annual = np.column_stack([cal[f"{f}_annual_{k}"].to_numpy() for k in (1, 2, 3) for f in ("sin", "cos")])
+    parts.append(annual)
+    parts.append((annual[:, :4, None] * daily[:, None, :]).reshape(n, -1))
+    if temp is not None:
+        t = np.asarray(temp, dtype=float)
+        tm = trailing_mean(t, temp_before, steps)
+        heat = [np.maximum(0.0, knot - tm) for knot in HEATING_KNOTS_C]
+        cool = [np.maximum(0.0, tm - knot) for knot in COOLING_KNOTS_C]
+        parts.append(np.column_stack([t, tm, np.maximum(0.0, HEATING_BASE_C - t), np.maximum(0.0, t - COOLING_BASE_C),
+                                      *heat, *cool]))
+        parts.append((np.column_stack([heat[0], cool[0]])[:, :, None] * daily[:, None, :]).reshape(n, -1))
+    return np.column_stack(parts)
+
+
+class CalendarRegression:
+    """Least squares of load on :func:`regression_terms` (stage 1 of the two-stage SARIMAX).
+
+    Args:
+        country, tz: holiday region and time zone of the calendar terms.
+        steps: steps per day.
+        ridge: a small ridge penalty on unit-norm columns keeps the rarely-seen
+            combinations (a Christmas period on a Saturday) finite; it shrinks towards
+            the mean load (the day-type profiles sum to one on every row, so the mean
+            is taken out first and added back).
+    """
+
+    def __init__(self, *, country: str | None, tz: str | None, steps: int, ridge: float = 1e-4) -> None:
+        self.country, self.tz, self.steps, self.ridge = country, tz, int(steps), float(ridge)
+        self.coef_: np.ndarray | None = None
+        self.offset_ = 0.0
+
+    def terms(self, index: pd.DatetimeIndex, temp: np.ndarray | None,
+              temp_before: np.ndarray | None = None) -> np.ndarray:
+        return regression_terms(index, temp, temp_before, country=self.country, tz=self.tz, steps=self.steps)
+
+    def fit(self, index: pd.DatetimeIndex, load: np.ndarray, temp: np.ndarray | None) -> CalendarRegression:
+        """Fit on the rows of ``index`` with a finite ``load``."""
+        x = self.terms(index, temp)
+        y = np.asarray(load, dtype=float)
+        ok = np.isfinite(y) & np.isfinite(x).all(axis=1)
+        x, y = x[ok], y[ok]
+        norm = np.sqrt((x**2).sum(axis=0))
+        norm[norm == 0] = 1.0
+        xs = x / norm
+        gram = xs.T @ xs
+        gram[np.diag_indices_from(gram)] += self.ridge
+        self.offset_ = float(y.mean())
+        self.coef_ = np.linalg.solve(gram, xs.T @ (y - self.offset_)) / norm
+        return self
+
+    def predict(self, index: pd.DatetimeIndex, temp: np.ndarray | None,
+                temp_before: np.ndarray | None = None) -> np.ndarray:
+        return self.offset_ + self.terms(index, temp, temp_before) @ self.coef_
