@@ -51,6 +51,11 @@ seasonal difference follows the level). Everything else (ARMA fit, filter, inter
 the state, and a model saved without them (single-stage) loads as single-stage. With a
 shorter history (the ensemble's weekly member refits on its buffer, a new region) the
 model is the single-stage one.
+Off by default (``long_window_weeks=0``) for now: on the Spain 2017 validation year
+(noisy weather, weekly refits) it took the day-ahead MAPE from 3.19 % to 1.84 %, but its
+90 % intervals covered 86.8 % (the calibration uses observed weather, and stage 1 leans
+on temperature more than the single-stage model), outside the 88–92 % band; Victoria
+not yet validated.
 
 Without future weather (``use_weather=False``, or a weather-aware model asked for a
 forecast without covariates) the model either has no weather terms or, in the second
