@@ -3,29 +3,15 @@
 The model is ``y_t = x_t·β + u_t`` where ``u_t`` is SARIMA ``(p,0,q)(P,1,Q,s)`` and
 ``s`` is the number of steps per day. Why this shape:
 
-* **Daily seasonality in the SARIMA part** (``s`` = 24 for hourly data). The weekly
-  period (168) would need a state vector of hundreds of elements and blows up memory
-  and fit time, so the week, the holidays and the weather go into ``x_t``.
-* ``x_t`` (built by :func:`design_matrix` from :func:`gridcast.features.calendar_features`
-  and :func:`gridcast.features.weather_features`): weekday dummies (a public holiday
-  counts as a Sunday — an 8-week window rarely holds the holiday itself, so its own
-  flag is seldom identified), holiday / eve / day-after flags, the daily Fourier terms of local time (their daily difference is
-  non-zero only at clock changes, so they carry the DST shift), the same Fourier terms
-  on days off (weekends and holidays have another daily shape), and — when the model
-  uses weather — temperature, heating and cooling degrees. Annual Fourier terms are
-  left out: an 8-week window cannot identify them and the seasonal difference already
-  removes slow level changes.
-* **Two-step fit, fast and stable.** Fitting all ~25 coefficients by maximum likelihood
-  takes minutes; instead β comes from least squares on the seasonally differenced
-  series (``Δ_s y = Δ_s x·β + Δ_s u``, Δ_s u being a stationary ARMA) — only for the
-  columns whose difference is non-zero on at least a day of rows
-  (:func:`differenced_beta`: a window that ends hours after a clock change used to
-  give β ≈ ±1e11 and forecasts of ±3·10¹¹ MW) — the daily Fourier β, unless a whole
-  clock-change day identifies them, from the daily shape in levels
-  (:func:`level_shape_beta`, so a forecast across a clock change moves the shape
-  with the clock), then the few
-  ARMA parameters are fitted by maximum likelihood on those residuals. The full
-  regression-with-SARIMA-errors state-space model is then run with these fixed
+* **Daily seasonality in the SARIMA part** (``s`` = 24 for hourly data): a weekly period
+  (168) needs a state of hundreds of elements, so the week, holidays and weather go in ``x_t``.
+* ``x_t`` (:func:`~gridcast.models.sarimax_design.design_matrix`): weekday dummies,
+  holiday flags, the daily Fourier terms of local time (they carry the DST shift), the
+  same on days off, and the weather terms.
+* **Two-step fit, fast and stable**: β by least squares on the seasonally differenced
+  series, with the clock-change guards (:mod:`gridcast.models.sarimax_design`), then
+  the few ARMA parameters by maximum likelihood on the residuals; the full
+  regression-with-SARIMA-errors state-space model then runs with these fixed
   parameters, which gives the filter state for ``update`` and the intervals' shape.
 * **Intervals** ``mean ± q_band(L)·σ_h``: σ_h the state-space standard error, ``q``
   per lead band from held-out days of the window (:meth:`SarimaxForecaster._calibrate`);
@@ -34,28 +20,20 @@ The model is ``y_t = x_t·β + u_t`` where ``u_t`` is SARIMA ``(p,0,q)(P,1,Q,s)`
   mechanics), never refits; **predict(history=...)** runs the filter over another
   history with the same parameters (``results.apply``'s).
 * **save/load** store the parameters and the filter's predicted state before the last
-  observation (NumPy ``.npz``, no pickles); loading rebuilds a one-row model from that
-  state and filters the last row — the very step the original filter took — so the
-  forecasts of a loaded model are the same as the original's.
+  observation (``.npz``, no pickles); loading filters the last row from that state, the
+  very step the original filter took, so a loaded model forecasts as the original.
 
-**Two-stage form** (``long_window_weeks`` > 0 and at least ``min_long_weeks`` of load in
-the history): an 8-week window cannot identify holidays, the annual cycle or the
-temperature response of a season it has not seen, so stage 1 — a least-squares
-regression on calendar and weather terms over the trailing ``long_window_weeks``
-(:class:`gridcast.models.calendar_regression.CalendarRegression`: daily shape per day
-type, holidays as a share of a Sunday, special days, annual terms, a convex temperature
-response on the trailing-day mean) — gives ``ŷ_t``, and ``x_t`` is that one column with
-β = 1: the SARIMA errors above model stage 1's residuals on the recent window (their
-seasonal difference follows the level). Everything else (ARMA fit, filter, intervals,
-``update``, ``history``, save/load) is the same; stage 1's coefficients are saved with
-the state, and a model saved without them (single-stage) loads as single-stage. With a
-shorter history (the ensemble's weekly member refits on its buffer, a new region) the
-model is the single-stage one.
-Off by default (``long_window_weeks=0``) for now: on the Spain 2017 validation year
-(noisy weather, weekly refits) it took the day-ahead MAPE from 3.19 % to 1.84 %, but its
-90 % intervals covered 86.8 % (the calibration uses observed weather, and stage 1 leans
-on temperature more than the single-stage model), outside the 88–92 % band; Victoria
-not yet validated.
+**Two-stage form** (``long_window_weeks`` > 0, with at least ``min_long_weeks`` of load
+in the history): an 8-week window cannot identify holidays, the annual cycle or a
+season's temperature response, so stage 1 — least squares on calendar and weather terms
+over the trailing ``long_window_weeks`` (:class:`gridcast.models.calendar_regression.CalendarRegression`)
+— gives ``ŷ_t``, and ``x_t`` is that one column with β = 1: the SARIMA errors model
+stage 1's residuals on the recent window. The rest (ARMA fit, filter, intervals,
+``update``, ``history``, save/load) is unchanged; stage 1's coefficients are saved with
+the state, and a model saved without them loads as single-stage, as does a model fitted
+on a shorter history. Off by default for now: on Spain 2017 (validation; noisy weather,
+weekly refits) day-ahead MAPE went 3.19 % → 1.84 %, but 90 % coverage was 86.8 % (the
+calibration sees observed weather), and no second grid has validated it yet.
 
 Without future weather (``use_weather=False``, or a weather-aware model asked for a
 forecast without covariates) the model either has no weather terms or, in the second
@@ -83,117 +61,20 @@ import numpy as np
 import pandas as pd
 
 from gridcast.errors import InsufficientDataError, UserInputError
-from gridcast.features import calendar_features, weather_features
 from gridcast.models.base import Forecaster, check_level, future_index, interval_columns
 from gridcast.models.calendar_regression import CalendarRegression
 from gridcast.models.conformal import LeadQuantiles
+from gridcast.models.sarimax_design import (  # noqa: F401 (design_matrix, differenced_beta: re-exported)
+    design_matrix,
+    differenced_beta,
+    level_shape_beta,
+    time_of_day_scale,
+)
 from gridcast.schema import LOAD, TEMPERATURE, infer_freq, regular, steps_per_day
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sarimax_state.npz"
-#: weather terms the model uses (from :func:`gridcast.features.weather_features`)
-WEATHER_TERMS = (TEMPERATURE, "hdd", "cdd")
-_DAILY_FOURIER = {"daily": (1.0, 3)}
-
-
-def design_matrix(
-    index: pd.DatetimeIndex,
-    weather: pd.DataFrame | None,
-    *,
-    country: str | None,
-    tz: str | None,
-) -> pd.DataFrame:
-    """The exogenous regressors ``x_t`` for each timestamp of ``index``.
-
-    Args:
-        index: UTC timestamps.
-        weather: frame on ``index`` with ``temperature_c`` (observed or forecast), or
-            None for a model without weather terms.
-        country: holiday country code.
-        tz: the region's time zone (calendar terms follow local time).
-
-    Returns:
-        A float frame on ``index``; column order is stable (the fitted β depends on it).
-    """
-    cal = calendar_features(index, country=country, tz=tz, fourier=_DAILY_FOURIER)
-    out: dict[str, np.ndarray] = {}
-    # a public holiday is a Sunday: with weeks-long windows most holidays never occur
-    # in the fit window, so their own flag is rarely identified; the Sunday effect always is
-    weekday = np.where(cal["holiday"].to_numpy() > 0, 6.0, cal["weekday"].to_numpy())
-    for day in (0, 1, 3, 4, 5, 6):  # Wednesday is the base day
-        out[f"dow_{day}"] = (weekday == day).astype(float)
-    for name in ("holiday", "holiday_eve", "holiday_after"):
-        out[name] = cal[name].to_numpy()
-    off = np.maximum(cal["is_weekend"].to_numpy(), cal["holiday"].to_numpy())
-    fourier = [c for c in cal.columns if c.startswith(("sin_daily", "cos_daily"))]
-    for col in fourier:
-        out[col] = cal[col].to_numpy()
-        out[f"off_{col}"] = off * cal[col].to_numpy()
-    if weather is not None:
-        terms = weather_features(weather)
-        for col in WEATHER_TERMS:
-            out[col] = terms[col].to_numpy()
-    return pd.DataFrame(out, index=index)
-
-
-def differenced_beta(dx: np.ndarray, dy: np.ndarray, *, scale: np.ndarray,
-                     min_support: int) -> tuple[np.ndarray, np.ndarray]:
-    """β of ``Δ_s y = Δ_s x·β`` by least squares, only for the columns the window identifies.
-
-    A column is identified when its seasonal difference is non-zero on at least
-    ``min_support`` rows (one day of steps). The daily Fourier terms of local time
-    differ from the day before only in the 24 hours after a clock change, the holiday
-    flags only on and after the holiday: a window that ends (or starts) a few hours
-    into such a day holds a handful of such rows. Fitted on them, the six Fourier β
-    are a near-singular solve that came out at ±1e11 — harmless in the window, where
-    they cancel, but multiplied by the non-zero ``Δx`` of the remaining hours of the
-    clock-change day in the forecast, and carried forward by the seasonal difference
-    into every later day: forecasts of ±3·10¹¹ MW for a week after a refit on the day
-    of a clock change. An unidentified column keeps β = 0 here (the daily Fourier
-    terms then take theirs from :func:`level_shape_beta`).
-
-    The solve itself is on unit-norm columns with a relative singular-value cut-off,
-    so exactly collinear columns (temperature and heating degrees while it is always
-    colder than the heating base) share a finite minimum-norm β instead of ±1e6 each.
-
-    Args:
-        dx, dy: differenced design and target (rows with a finite ``dy`` only).
-        scale: per column, the largest absolute value of the undifferenced ``x``
-            (what counts as "non-zero" is relative to it).
-        min_support: rows with a non-zero difference needed to identify a column.
-
-    Returns:
-        β (0 for unidentified columns) and the boolean mask of identified columns.
-    """
-    beta = np.zeros(dx.shape[1])
-    nonzero = np.abs(dx) > 1e-6 * (1.0 + scale)
-    usable = nonzero.sum(axis=0) >= min_support
-    if usable.any():
-        beta[usable] = _lstsq(dx[:, usable], dy)
-    return beta, usable
-
-
-def level_shape_beta(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """β of ``y = c + x·β`` in levels (rows with a finite ``y``): the local-time shape.
-
-    Only used for the daily Fourier terms when the differenced regression cannot
-    identify them (no full clock-change day in the window). In levels they are the
-    average daily shape by local time, which is exactly what moves by an hour in UTC
-    when the clocks change: ``(x_t − x_{t−s})·β`` then shifts the seasonal lag's
-    shape onto the new local time, instead of carrying the old alignment for days.
-    """
-    ok = np.isfinite(y)
-    a = np.column_stack([np.ones(int(ok.sum())), x[ok]])
-    return _lstsq(a, y[ok])[1:]
-
-
-def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Least squares on unit-norm columns with a relative cut-off (finite on collinear columns)."""
-    norm = np.sqrt((a**2).sum(axis=0))
-    norm[norm == 0] = 1.0
-    coef, *_ = np.linalg.lstsq(a / norm, b, rcond=1e-8)
-    return coef / norm
 
 
 class SarimaxForecaster(Forecaster):
@@ -460,16 +341,13 @@ class SarimaxForecaster(Forecaster):
         forecast's own error is not in them.
 
         Two-stage: ``x_held`` is stage 1 fitted without those days (β stays 1), and
-        with ``slots`` (the local time-of-day step of each row) the scores are also
-        scaled per time of day — stage 1's errors are larger in the day than at night
-        (Spain 2017: 90 % intervals of one width covered 95 % of night hours and 79 %
-        of day hours) — by the root mean square score at that time of day relative
-        to all (the returned ``hour_scale``, which multiplies the intervals too).
+        with ``slots`` (each row's local time-of-day step) the scores are also scaled
+        per time of day (:func:`~gridcast.models.sarimax_design.time_of_day_scale`,
+        returned as ``hour_scale``, which multiplies the intervals too).
 
         Returns:
-            The calibration, or None (state-space intervals): ``calibrate_days`` 0,
-            or a window too short to hold out two days; and the time-of-day scale
-            (None: none).
+            The calibration, or None (state-space intervals: ``calibrate_days`` 0, or
+            too short a window to hold out two days); the time-of-day scale, or None.
         """
         s, n = self.season_, len(y)
         held = min(self.calibrate_days, n // s - 14) * s
@@ -503,14 +381,7 @@ class SarimaxForecaster(Forecaster):
         scale = None
         if slots is not None:
             target_slots = slots[burn:][np.minimum(origins[None, :] + np.arange(horizon)[:, None], n - 1)]
-            sq = np.where(np.isfinite(scores), scores**2, 0.0)
-            count = np.bincount(target_slots.ravel(), weights=np.isfinite(scores).ravel().astype(float), minlength=s)
-            mean_sq = np.bincount(target_slots.ravel(), weights=sq.ravel(), minlength=s)
-            overall = sq.sum() / max(count.sum(), 1.0)
-            scale = np.ones(s)
-            enough = count >= 10
-            scale[enough] = np.sqrt(mean_sq[enough] / count[enough] / overall)
-            scale = np.clip(scale, 0.25, 4.0)
+            scale = time_of_day_scale(scores, target_slots, s)
             scores = scores / scale[target_slots]
         return LeadQuantiles.from_scores(scores, band=max(1, s // 4)), scale
 
