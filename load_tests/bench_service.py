@@ -159,8 +159,9 @@ def render(rec: dict[str, Any]) -> str:
     if rec.get("served"):
         lines += ["", f"Served models: {', '.join(rec['served'])}."]
     lines += ["", "Cold start is two Python processes one after the other (the `bentoml serve` CLI, then the "
-              "service's worker: imports, the served models loaded, one warm-up forecast each); mounting the UI "
-              "adds Gradio's import to the worker. Raw numbers: `load_tests/results/service.json`."]
+              "service's worker: imports, the served models loaded, one warm-up forecast each); a mounted UI "
+              "is built in a thread once the worker is up (Gradio's import is not before `/readyz`, but it shares "
+              "the first seconds' CPU). Raw numbers: `load_tests/results/service.json`."]
     return "\n".join(lines)
 
 
