@@ -9,17 +9,21 @@ into ``{error, detail, field}``; and it serves the completed OpenAPI document at
 It also answers the forecast routes itself (``/forecast``, ``/forecast_batch``): past
 saturation (the service's ``refusal``) with a 503 + ``Retry-After`` before the body is
 read; otherwise, once the body is read and accepted, it hands the bytes to the service's ``fast`` handler
-(validation straight from JSON, then the core) and sends its bytes back. A forecast
-thus skips BentoML's per-request machinery (routing, IO descriptors, the API wrapper),
-which cost more CPU than the model; the routes stay declared as BentoML APIs, so the
-OpenAPI document and clients see no difference. Until the service instance exists
-(startup), requests take BentoML's path.
+(validation straight from JSON, then the core) and sends its bytes back, and reports
+each answer's route, status and latency to ``observe`` (the service's Prometheus
+histogram). The service installs the guard as the outermost ASGI layer, around
+BentoML's whole app, so a forecast skips BentoML's per-request machinery (its
+middleware stack, routing, IO descriptors, the API wrapper), which cost more CPU than
+the model; the routes stay declared as BentoML APIs, so the OpenAPI document and
+clients see no difference. Until the service instance exists (startup), requests take
+BentoML's path.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +48,7 @@ class GuardMiddleware:
         fast: the service's handler for :attr:`FAST_ROUTES`, or None while it has none.
         refusal: the service's 503 for a forecast request arriving now (overloaded), or None.
         cors_origins: origins allowed cross-origin (the fast answers carry the header).
+        observe: told (route, status, seconds) of each forecast-route answer the guard gives.
     """
 
     #: POST routes that take JSON bodies
@@ -54,8 +59,10 @@ class GuardMiddleware:
     def __init__(self, app: Any, *, openapi: Callable[[], dict],
                  fast: Callable[[], FastHandler | None] = lambda: None,
                  refusal: Callable[[], FastAnswer | None] = lambda: None,
-                 cors_origins: tuple[str, ...] = ()) -> None:
+                 cors_origins: tuple[str, ...] = (),
+                 observe: Callable[[str, int, float], None] = lambda route, status, seconds: None) -> None:
         self.app = app
+        self.observe = observe
         self.openapi = openapi
         self.fast = fast
         self.refusal = refusal
@@ -85,7 +92,7 @@ class GuardMiddleware:
                 # past saturation: the 503 goes before the body is read or parsed
                 refused = self.refusal()
                 if refused is not None:
-                    await self._fast_app(dict(scope, gridcast_fast=(_answered(refused), b"")), receive, send)
+                    await self._fast(scope, receive, send, _answered(refused), b"")
                     return
             if refusal is None:
                 body, refusal = await self._read_body(receive)
@@ -96,16 +103,24 @@ class GuardMiddleware:
                 return
             handler = self.fast() if path in self.FAST_ROUTES else None
             if handler is not None:
-                await self._fast_app(dict(scope, gridcast_fast=(handler, body)), receive, send)
+                await self._fast(scope, receive, send, handler, body)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, self._rewriting(send) if guarded else send)
+
+    async def _fast(self, scope: dict, receive: Any, send: Any, handler: FastHandler, body: bytes) -> None:
+        """Answer a forecast route with ``handler`` (CORS around it) and observe the answer."""
+        started = time.perf_counter()
+        fast_scope = dict(scope, gridcast_fast=(handler, body))
+        await self._fast_app(fast_scope, receive, send)
+        self.observe(scope["path"], fast_scope.get("gridcast_status", 0), time.perf_counter() - started)
 
     @staticmethod
     async def _answer_fast(scope: dict, receive: Any, send: Any) -> None:
         """The service's handler on the body the guard read (an ASGI app, so CORS can wrap it)."""
         handler, body = scope["gridcast_fast"]
         status, answer, extra = await handler(scope["path"], body)
+        scope["gridcast_status"] = status
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode()), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})

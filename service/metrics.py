@@ -35,6 +35,34 @@ def batch_size_histogram() -> Any:
     )
 
 
+#: latency buckets of the forecast routes (seconds): a cache hit takes about a millisecond
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@cache
+def _request_child(route: str, status: int) -> Any:
+    """The histogram series of one (route, status): ``labels()`` once, not per request."""
+    from prometheus_client import Histogram
+
+    return _request_histogram(Histogram).labels(route=route, status=str(status))
+
+
+@cache
+def _request_histogram(histogram: Any) -> Any:
+    return histogram(
+        name="gridcast_http_request_duration_seconds",
+        documentation="Forecast routes (/forecast, /forecast_batch): time from the request's arrival at the "
+        "service's outermost layer to its answer, by route and status (503s included).",
+        labelnames=["route", "status"],
+        buckets=REQUEST_BUCKETS,
+    )
+
+
+def observe_request(route: str, status: int, seconds: float) -> None:
+    """One forecast-route answer (these routes bypass BentoML's own request metrics)."""
+    _request_child(route, status).observe(seconds)
+
+
 #: core event → (metric name, help, label names)
 EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "cache_hit": ("gridcast_cache_hits", "Forecasts served from the cache.", ()),

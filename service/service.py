@@ -15,10 +15,11 @@ The request path (validate once, then arrays):
          → batcher → one ``predict_series`` per (region, alias) → response bytes (orjson)
 
 ``/forecast`` and ``/forecast_batch`` are declared as BentoML APIs (the OpenAPI
-document, clients, ``bentoml build``), but :class:`GuardMiddleware` hands their bodies
-to :meth:`Gridcast.answer_http` directly: BentoML's per-request machinery (routing, IO
-descriptors, the API wrapper; tracing and the access log skip these two routes) cost
-more CPU than the model. BentoML's request metrics still count them. With
+document, clients, ``bentoml build``), but :class:`GuardMiddleware`, the outermost ASGI
+layer (``_GuardedService.to_asgi``), hands their bodies to :meth:`Gridcast.answer_http`
+directly: BentoML's per-request machinery (its middleware stack, routing, IO
+descriptors, the API wrapper) cost more CPU than the model. Their latency goes to
+``gridcast_http_request_duration_seconds`` instead of BentoML's request metrics. With
 ``max_inflight_requests`` forecast requests being answered, or ``max_queue_calls``
 model calls waiting, a forecast request is refused with 503 + ``Retry-After`` before
 its body is even parsed.
@@ -489,5 +490,23 @@ def _fast_refusal():
     return _serving[0].refusal() if _serving else None
 
 
-Gridcast.add_asgi_middleware(GuardMiddleware, openapi=_openapi_document, fast=_fast_handler,
-                             refusal=_fast_refusal, cors_origins=tuple(SETTINGS.cors_origins))
+class _GuardedService(type(Gridcast)):  # type: ignore[misc]
+    """BentoML's service with :class:`GuardMiddleware` as the outermost ASGI layer.
+
+    ``add_asgi_middleware`` would put the guard inside BentoML's own middleware stack
+    (request metrics, tracing, access log, timeout): about a quarter of a cache hit's
+    CPU went there (0.40 → 0.29 ms per hit at 500 req/s). BentoML's worker serves
+    ``service.to_asgi()``; this override wraps that whole app, so every route other
+    than the forecast routes still takes BentoML's full path, and the forecast routes
+    get their own latency histogram (``gridcast_http_request_duration_seconds``).
+    """
+
+    __slots__ = ()
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        return GuardMiddleware(super().to_asgi(is_main), openapi=_openapi_document, fast=_fast_handler,
+                               refusal=_fast_refusal, cors_origins=tuple(SETTINGS.cors_origins),
+                               observe=metrics.observe_request)
+
+
+Gridcast.__class__ = _GuardedService

@@ -82,3 +82,30 @@ def test_a_refusal_is_sent_before_the_body_is_read_and_the_handler_never_runs():
     busy[0] = True
     r = TestClient(guard).post("/recent", json={"region": "x"})
     assert r.text == "bentoml"
+
+
+def test_each_forecast_answer_is_observed_with_its_route_and_status_and_others_are_not():
+    seen = []
+
+    async def handler(path: str, body: bytes):
+        return (404 if b"nowhere" in body else 200), b"{}", []
+
+    guard = GuardMiddleware(_bentoml, openapi=dict, fast=lambda: handler,
+                            refusal=lambda: None, observe=lambda *a: seen.append(a))
+    client = TestClient(guard)
+    client.post("/forecast", json={"region": "x"})
+    client.post("/forecast_batch", json={"region": "nowhere"})
+    client.post("/recent", json={"region": "x"})  # BentoML's route: BentoML's own metrics
+    assert [(route, status) for route, status, _ in seen] == [("/forecast", 200), ("/forecast_batch", 404)]
+    assert all(0 <= seconds < 5 for *_, seconds in seen)
+
+
+def test_the_served_app_has_the_guard_outermost_around_bentomls_whole_app(app):
+    """BentoML's own middleware stack (metrics, tracing, timeout) sits inside the guard
+    (``app``: the conftest's ``Gridcast.to_asgi()``, what BentoML's worker serves)."""
+    from service.service import Gridcast
+
+    assert isinstance(app, GuardMiddleware)
+    assert type(app.app).__name__ == "Starlette" and not isinstance(app.app, GuardMiddleware)
+    # and the guard is not installed a second time inside BentoML's stack
+    assert all(cls is not GuardMiddleware for cls, _ in Gridcast.middlewares)
