@@ -20,6 +20,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,7 @@ def iso_stamps(start: int, step: int, n: int) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=4096)  # origins repeat: every cache-key lookup writes its origin
 def iso(epoch: int) -> str:
     """One UTC ISO 8601 timestamp, as :func:`iso_stamps` writes them.
 

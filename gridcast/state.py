@@ -126,6 +126,7 @@ class InMemoryStateStore:
     def __init__(self, *, max_points: int = 24 * 7 * 10) -> None:
         self.max_points = max_points
         self._rows: dict[str, dict[int, str]] = {}
+        self._last: dict[str, int] = {}  # newest epoch per region: read by every forecast request
         self._weather: dict[str, Vintage] = {}
         self._lock = threading.Lock()
 
@@ -159,7 +160,10 @@ class InMemoryStateStore:
                 stored[epoch] = doc
             for epoch in sorted(stored)[: max(0, len(stored) - self.max_points)]:
                 del stored[epoch]
-            return new, (max(stored) if stored else None)
+            last = max(stored) if stored else None
+            if last is not None:
+                self._last[region] = last
+            return new, last
 
     def history(self, region: str, n: int | None = None) -> pd.DataFrame:
         with self._lock:
@@ -174,9 +178,8 @@ class InMemoryStateStore:
             return sorted(r for r, rows in self._rows.items() if rows)
 
     def last_timestamp(self, region: str) -> pd.Timestamp | None:
-        with self._lock:
-            stored = self._rows.get(region)
-            return pd.Timestamp(max(stored), unit="s", tz="UTC") if stored else None
+        last = self._last.get(region)  # one dict read: rows are only ever added (and trimmed from the oldest)
+        return None if last is None else pd.Timestamp(last, unit="s", tz="UTC")
 
     def count(self, region: str) -> int:
         """Rows held for ``region`` (tests, benchmarks)."""
