@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     sarimax_window_weeks: int = Field(
         8, ge=2, description="SARIMAX fits on this trailing window (weeks, not years: memory)."
     )
+    sarimax_long_window_weeks: int = Field(
+        0, ge=0, description="SARIMAX two-stage form: its calendar/weather regression fits on this trailing window "
+        "(weeks; 0: the single-stage model)."
+    )
     lstm_input_days: int = Field(7, ge=1, description="LSTM look-back window, in days.")
     lstm_horizon_steps: int = Field(
         168, ge=24, description="LSTM direct multi-horizon output length (steps)."

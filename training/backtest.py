@@ -14,8 +14,8 @@ The loop, per model and origin (in time order):
    * ``noisy`` — observed temperature plus a seeded forecast-like error whose spread
      rises linearly with lead, from 0.5 °C at a lead of 1 h to 2.0 °C at 36 h
      (``sigma(h) = 0.5 + 1.5·(h − 1)/35`` °C, the same line beyond 36 h; 0.5 °C under
-     an hour), independent for every step: the setting the peer models were run
-     with, so scores compare;
+     an hour; :func:`gridcast.weather_error.noise_sigma`), independent for every
+     step: the setting the peer models were run with, so scores compare;
    * ``noisy-ar1`` — the same spread, but the errors of neighbouring hours correlated
      (AR(1), ρ = 0.9 per hour) because weather-forecast errors come in spells: a
      harder test of a model's temperature response than independent noise.
@@ -59,6 +59,14 @@ from gridcast.errors import InsufficientDataError, UserInputError
 from gridcast.guard import PlausibleBand, implausible
 from gridcast.models.base import Forecaster, SeasonalNaive
 from gridcast.schema import LOAD, REFERENCE, TEMPERATURE, WEATHER, infer_freq, steps_per_day
+# noisy weather: the spread of the error (sigma rises linearly with lead, the peers'
+# setting) lives in the core, shared with the two-stage SARIMAX's calibration
+from gridcast.weather_error import (  # noqa: F401 (re-exported: the benchmarks record them)
+    NOISE_LAST_LEAD_H,
+    NOISE_SIGMA_FIRST_C,
+    NOISE_SIGMA_LAST_C,
+    noise_sigma,
+)
 from training.backtest_report import compute_metrics
 
 log = logging.getLogger(__name__)
@@ -66,11 +74,6 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("rolling", "day-ahead")
 WEATHER_MODES = ("oracle", "noisy", "noisy-ar1", "none")
 REFERENCE_NAME = "reference"
-#: noisy weather: sigma rises linearly from NOISE_SIGMA_FIRST_C at a lead of 1 h to
-#: NOISE_SIGMA_LAST_C at NOISE_LAST_LEAD_H (the peers' setting), same line beyond
-NOISE_SIGMA_FIRST_C = 0.5
-NOISE_SIGMA_LAST_C = 2.0
-NOISE_LAST_LEAD_H = 36.0
 #: noisy-ar1: correlation of neighbouring hours' errors
 NOISE_RHO = 0.9
 #: the model that answers when a forecast is implausible and nothing else can
@@ -183,12 +186,6 @@ def future_weather(frame: pd.DataFrame, origin: Origin, mode: str, *, seed: int)
         for i in range(1, origin.horizon):
             z[i] = rho * z[i - 1] + np.sqrt(1 - rho**2) * z[i]
     return pd.DataFrame({TEMPERATURE: observed[TEMPERATURE].to_numpy() + noise_sigma(lead_h) * z}, index=targets)
-
-
-def noise_sigma(lead_h: np.ndarray) -> np.ndarray:
-    """Spread (°C) of the noisy weather's error at a lead of ``lead_h`` hours."""
-    slope = (NOISE_SIGMA_LAST_C - NOISE_SIGMA_FIRST_C) / (NOISE_LAST_LEAD_H - 1.0)
-    return NOISE_SIGMA_FIRST_C + slope * (np.maximum(np.asarray(lead_h, dtype=float), 1.0) - 1.0)
 
 
 def fallback_chain(model: Forecaster) -> list[tuple[str, Forecaster]]:

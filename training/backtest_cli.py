@@ -57,16 +57,17 @@ def model_factories(aliases: list[str], *, settings, country: str | None, tz: st
     def params(alias: str) -> dict[str, Any]:
         if alias == "sarimax":
             return {"window_weeks": settings.sarimax_window_weeks, "country": country, "tz": tz,
-                    **({"maxiter": 10} if quick else {})}
+                    "long_window_weeks": settings.sarimax_long_window_weeks, **({"maxiter": 10} if quick else {})}
         if alias == "lstm":
             return {"country": country, "tz": tz, "seed": settings.seed, "quick": quick, "verbose": 0}
         if alias == "ensemble":
             # the SARIMAX member is refitted weekly inside the ensemble (seconds), the
-            # LSTM member only when the ensemble itself is refitted (minutes)
+            # LSTM member only when the ensemble itself is refitted (minutes); the buffer
+            # it refits on covers its window, the two-stage form's long one included
             return {"members": ["sarimax", "lstm"],
                     "member_params": {m: params(m) for m in ("sarimax", "lstm")},
                     "member_refit_days": {"sarimax": 7},
-                    "buffer_days": settings.sarimax_window_weeks * 7 + 7}
+                    "buffer_days": max(settings.sarimax_window_weeks, settings.sarimax_long_window_weeks) * 7 + 7}
         return {}
 
     return {a: (lambda a=a: make(a, **params(a))) for a in aliases}

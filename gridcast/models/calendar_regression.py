@@ -48,6 +48,8 @@ N_DAY_TYPES = 5
 HEATING_KNOTS_C = (HEATING_BASE_C, 12.0, 8.0)
 COOLING_KNOTS_C = (20.0, COOLING_BASE_C + 2.0, 28.0)
 _FOURIER = {"daily": (1.0, 2), "annual": (365.25, 3)}
+#: temperature columns at the end of the design (:func:`temperature_terms`)
+N_TEMPERATURE_TERMS = 10 + 2 * 4
 
 
 def trailing_mean(temp: np.ndarray, before: np.ndarray | None, steps: int) -> np.ndarray:
@@ -100,7 +102,7 @@ def regression_terms(
     rows = np.arange(n)
     for k in range(N_DAY_TYPES):
         profile[rows, k * steps + slot] = weights[:, k]
-    daily = np.column_stack([cal[f"{f}_daily_{k}"].to_numpy() for k in (1, 2) for f in ("sin", "cos")])
+    daily = _daily(cal)
     shape = np.column_stack([np.ones(n), daily])
     parts = [profile]
     for name in ("bridge", "christmas_period", "holiday_eve", "holiday_after"):
@@ -110,13 +112,27 @@ def regression_terms(
     parts.append((annual[:, :4, None] * daily[:, None, :]).reshape(n, -1))
     if temp is not None:
         t = np.asarray(temp, dtype=float)
-        tm = trailing_mean(t, temp_before, steps)
-        heat = [np.maximum(0.0, knot - tm) for knot in HEATING_KNOTS_C]
-        cool = [np.maximum(0.0, tm - knot) for knot in COOLING_KNOTS_C]
-        parts.append(np.column_stack([t, tm, np.maximum(0.0, HEATING_BASE_C - t), np.maximum(0.0, t - COOLING_BASE_C),
-                                      *heat, *cool]))
-        parts.append((np.column_stack([heat[0], cool[0]])[:, :, None] * daily[:, None, :]).reshape(n, -1))
+        parts.append(temperature_terms(t, trailing_mean(t, temp_before, steps), daily))
     return np.column_stack(parts)
+
+
+def temperature_terms(t: np.ndarray, tm: np.ndarray, daily: np.ndarray) -> np.ndarray:
+    """The temperature columns of :func:`regression_terms` (its last :data:`N_TEMPERATURE_TERMS`).
+
+    ``t`` the temperature, ``tm`` its trailing-day mean, ``daily`` the four daily
+    Fourier terms (last axis); any leading shape (a matrix of leads × origins too).
+    """
+    heat = [np.maximum(0.0, knot - tm) for knot in HEATING_KNOTS_C]
+    cool = [np.maximum(0.0, tm - knot) for knot in COOLING_KNOTS_C]
+    level = np.stack([t, tm, np.maximum(0.0, HEATING_BASE_C - t), np.maximum(0.0, t - COOLING_BASE_C),
+                      *heat, *cool], axis=-1)
+    shape = np.stack([heat[0], cool[0]], axis=-1)[..., :, None] * daily[..., None, :]
+    return np.concatenate([level, shape.reshape(*shape.shape[:-2], -1)], axis=-1)
+
+
+def _daily(cal: pd.DataFrame) -> np.ndarray:
+    """The daily Fourier terms (order 2) of a :func:`calendar_features` frame."""
+    return np.column_stack([cal[f"{f}_daily_{k}"].to_numpy() for k in (1, 2) for f in ("sin", "cos")])
 
 
 class CalendarRegression:
@@ -135,6 +151,7 @@ class CalendarRegression:
         self.country, self.tz, self.steps, self.ridge = country, tz, int(steps), float(ridge)
         self.coef_: np.ndarray | None = None
         self.offset_ = 0.0
+        self.uses_weather_ = False  # fitted with temperature terms (set by fit)
 
     def terms(self, index: pd.DatetimeIndex, temp: np.ndarray | None,
               temp_before: np.ndarray | None = None) -> np.ndarray:
@@ -152,9 +169,40 @@ class CalendarRegression:
         gram = xs.T @ xs
         gram[np.diag_indices_from(gram)] += self.ridge
         self.offset_ = float(y.mean())
+        self.uses_weather_ = temp is not None
         self.coef_ = np.linalg.solve(gram, xs.T @ (y - self.offset_)) / norm
         return self
 
     def predict(self, index: pd.DatetimeIndex, temp: np.ndarray | None,
                 temp_before: np.ndarray | None = None) -> np.ndarray:
         return self.offset_ + self.terms(index, temp, temp_before) @ self.coef_
+
+    def weather_error_shift(self, index: pd.DatetimeIndex, temp: np.ndarray, temp_before: np.ndarray | None,
+                            origins: np.ndarray, error: np.ndarray) -> np.ndarray:
+        """How far the prediction moves when the temperatures from each origin on are a forecast.
+
+        A forecast issued at row ``origins[k]`` of ``index`` is told, for the target
+        ``origins[k] + j``, the temperature ``temp + error[j, k]`` (``error``: leads ×
+        origins, °C); the trailing-day mean at that target takes the errors of the
+        steps from the origin to it (the steps before the origin were observed).
+
+        Returns:
+            leads × origins: the prediction with those temperatures minus the one
+            with ``temp`` (NaN where the target is past ``index``; 0 for a fit without weather).
+        """
+        leads, width = error.shape
+        target = np.asarray(origins)[None, :] + np.arange(leads)[:, None]
+        valid = target < len(index)
+        if not self.uses_weather_ or not valid.any():
+            return np.where(valid, 0.0, np.nan)
+        t = np.asarray(temp, dtype=float)
+        tm = trailing_mean(t, temp_before, self.steps)
+        daily = _daily(calendar_features(index, country=None, tz=self.tz, fourier={"daily": (1.0, 2)}))
+        tgt = np.minimum(target, len(index) - 1)
+        csum = np.concatenate([np.zeros((1, width)), np.cumsum(error, axis=0)])
+        lead = np.arange(leads)
+        tm_error = (csum[lead + 1] - csum[np.maximum(0, lead - self.steps + 1)]) / self.steps
+        coef = self.coef_[-N_TEMPERATURE_TERMS:]
+        base = temperature_terms(t[tgt], tm[tgt], daily[tgt]) @ coef
+        moved = temperature_terms(t[tgt] + error, tm[tgt] + tm_error, daily[tgt]) @ coef
+        return np.where(valid, moved - base, np.nan)

@@ -17,7 +17,9 @@
   Fourier β, unless a whole clock-change day identifies them, from the daily shape in
   levels (:func:`level_shape_beta`, so a forecast across a clock change moves the shape
   with the clock).
-* :func:`time_of_day_scale`: the two-stage form's per-time-of-day interval scale.
+* :func:`time_of_day_scale`: the two-stage form's per-time-of-day interval scale (on
+  :func:`time_of_day_slots`);
+* :func:`held_out_scores`: the calibration's scores of forecasts from held-out origins.
 """
 
 from __future__ import annotations
@@ -71,6 +73,14 @@ def design_matrix(
         for col in WEATHER_TERMS:
             out[col] = terms[col].to_numpy()
     return pd.DataFrame(out, index=index)
+
+
+def clock_change_carriers(width: int) -> np.ndarray:
+    """Mask of the plain daily Fourier columns of a ``width``-column design (the clock-change carriers)."""
+    cols = design_matrix(pd.DatetimeIndex([], tz="UTC"), None, country=None, tz=None).columns
+    mask = np.zeros(width, dtype=bool)
+    mask[: len(cols)] = cols.str.startswith(("sin_daily", "cos_daily"))
+    return mask
 
 
 def differenced_beta(dx: np.ndarray, dy: np.ndarray, *, scale: np.ndarray,
@@ -132,6 +142,13 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return coef / norm
 
 
+def time_of_day_slots(index: pd.DatetimeIndex, tz: str | None, season: int) -> np.ndarray:
+    """The local time-of-day step (0 .. ``season`` − 1) of each timestamp."""
+    local = pd.DatetimeIndex(index).tz_convert(tz or "UTC")
+    minutes = local.hour.to_numpy() * 60 + local.minute.to_numpy()
+    return np.minimum(minutes * season // 1440, season - 1)
+
+
 def time_of_day_scale(scores: np.ndarray, slots: np.ndarray, season: int) -> np.ndarray:
     """Per time-of-day step, the root mean square of ``scores`` there relative to all (clipped to ¼–4).
 
@@ -152,3 +169,29 @@ def time_of_day_scale(scores: np.ndarray, slots: np.ndarray, season: int) -> np.
     enough = count >= 10
     scale[enough] = np.sqrt(mean_sq[enough] / count[enough] / overall)
     return np.clip(scale, 0.25, 4.0)
+
+
+def held_out_scores(results, y: np.ndarray, origins: np.ndarray, horizon: int, sigma: np.ndarray,
+                    shift: np.ndarray | None = None) -> np.ndarray:
+    """``|y − ŷ| / σ_j`` of the forecasts from every origin, leads × origins (NaN past ``y``).
+
+    ``ŷ`` at lead ``j`` from origin ``o`` is ``Z·Tʲ·a_o + x_{o+j}·β`` from the filter's
+    predicted state ``a_o`` in ``results`` (what ``get_forecast`` gives from that
+    origin, without re-filtering), plus ``shift[j, o]`` when given (how a weather
+    forecast's error moves the forecast); ``sigma`` the model's standard error per lead.
+    """
+    ssm = results.model.ssm  # time-invariant: 2-D, or 3-D with a last axis of 1
+    z, t = np.atleast_3d(ssm["design"])[:, :, 0], np.atleast_3d(ssm["transition"])[:, :, 0]
+    intercept = np.asarray(ssm["obs_intercept"])[0]
+    state = results.predicted_state[:, origins]
+    scores = np.full((horizon, len(origins)), np.nan)
+    for j in range(horizon):
+        target = origins + j
+        ok = target < len(y)
+        pred = (z @ state)[0, ok] + intercept[target[ok]]
+        if shift is not None:
+            pred = pred + shift[j, ok]
+        with np.errstate(invalid="ignore"):
+            scores[j, ok] = np.abs(y[target[ok]] - pred) / sigma[j]
+        state = t @ state
+    return scores
