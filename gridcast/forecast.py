@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -256,7 +257,7 @@ class ForecastCore:
             answer = answers[id(plan)]
             if isinstance(answer, GridcastError):
                 raise answer
-            out.append(self.respond(plan, answer)[0])
+            out.append(orjson.loads(self.respond(plan, answer)))
         return out
 
     # -- step 1: validate, history, cache -------------------------------------------------------
@@ -395,37 +396,72 @@ class ForecastCore:
         return value
 
     # -- step 3: response, cache -----------------------------------------------------------------
-    def respond(self, plan: Plan, answer: Answer) -> tuple[dict, bytes]:
-        """The response document and its bytes; a model's own answer is cached."""
-        doc = render(plan, answer, issued_at=self.clock())
-        body = orjson.dumps(doc)
+    def respond(self, plan: Plan, answer: Answer) -> bytes:
+        """The response bytes (``orjson.loads`` them for the document); a model's own answer is cached."""
+        body = render_bytes(plan, answer, issued_at=self.clock())
         if plan.key is not None and answer.fallback_reason is None:
             ttl = cache_ttl(plan.origin, plan.served.step, now=self.clock().timestamp(), cap=self.settings.cache_ttl_s)
             self.cache.set_bytes(plan.key, body, ttl)
             if not getattr(self.cache, "available", True) and "cache" not in plan.degraded:
                 plan.degraded.append("cache")
         if plan.degraded:
-            doc["degraded"] = list(plan.degraded)
             body = hit(body, plan.degraded, cached=False)
-        return doc, body
+        return body
 
 
 def render(plan: Plan, answer: Answer, *, issued_at: datetime) -> dict:
-    """The response document (``cached`` and ``degraded`` first: see :func:`hit`)."""
+    """The response document: :func:`render_bytes`, parsed."""
+    return orjson.loads(render_bytes(plan, answer, issued_at=issued_at))
+
+
+#: JSON number arrays: orjson writes a float64 array's numbers as it writes Python floats
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _numbers(values: np.ndarray) -> list[str]:
+    """Each float's JSON text (``null`` for NaN), written by orjson in one call."""
+    text = orjson.dumps(np.ascontiguousarray(values, dtype=np.float64), option=_NUMPY).decode()[1:-1]
+    return text.split(",") if text else []
+
+
+def _points_json(keys: Sequence[str], columns: Sequence[list[str]]) -> str:
+    """The points array's inside: each point's JSON pieces interleaved by slice assignment, then one join.
+
+    ``columns``: timestamps, mean, lower, upper, then (lower, upper) per level, as JSON text.
+    """
+    fixed = ['{"timestamp":"', '","mean":', ',"lower":', ',"upper":']
+    for i, k in enumerate(keys):
+        fixed += [(',"intervals":{' if i == 0 else "},") + f'"{k}":{{"lower":', ',"upper":']
+    fixed.append("}}},")
+    n, width = len(columns[0]), len(fixed) + len(columns)
+    pieces: list[str] = [""] * (n * width)
+    for j, text in enumerate(fixed):
+        pieces[2 * j::width] = [text] * n
+    for j, column in enumerate(columns):
+        pieces[2 * j + 1::width] = column
+    return "".join(pieces)[:-1]  # the last point's trailing comma
+
+
+def render_bytes(plan: Plan, answer: Answer, *, issued_at: datetime) -> bytes:
+    """The response's JSON bytes (``cached`` and ``degraded`` first: see :func:`hit`).
+
+    The points are written column-wise: each array's numbers by one orjson call, then
+    every point's pieces interleaved and joined once (a point's dicts are never built);
+    the rest of the document by orjson. The bytes equal ``orjson.dumps`` of the
+    document built point by point (tests/gridcast/test_forecast.py checks it).
+    """
     fc = answer.forecast
     level = list(plan.level)
     widest = max(level)
-    stamps = iso_stamps(fc.start, fc.step, len(fc.mean))
-    keys = [str(lv) for lv in level]
-    # column-wise: one small dict per (point, level), built by zips rather than indexing
-    per_level = [[{"lower": lo, "upper": hi} for lo, hi in zip(fc.lower[lv].tolist(), fc.upper[lv].tolist())]
-                 for lv in level]
-    intervals = [dict(zip(keys, row)) for row in zip(*per_level)]
-    lo_w, hi_w = fc.lower[widest].tolist(), fc.upper[widest].tolist()
-    points = [{"timestamp": ts, "mean": m, "lower": lo, "upper": hi, "intervals": iv}
-              for ts, m, lo, hi, iv in zip(stamps, fc.mean.tolist(), lo_w, hi_w, intervals)]
+    n = len(fc.mean)
+    arrays = [fc.mean, fc.lower[widest], fc.upper[widest]]
+    for lv in level:
+        arrays += [fc.lower[lv], fc.upper[lv]]
+    numbers = _numbers(np.concatenate(arrays))  # one orjson call for every number
+    columns = [iso_stamps(fc.start, fc.step, n), *(numbers[j * n:(j + 1) * n] for j in range(len(arrays)))]
+    points = _points_json([str(lv) for lv in level], columns) if n else ""
     origin = plan.origin if plan.origin is not None else fc.start - fc.step
-    return {
+    head = orjson.dumps({
         "cached": False,
         "degraded": [],
         "weather_issued_at": plan.vintage.issued_iso if plan.vintage is not None else None,
@@ -436,11 +472,13 @@ def render(plan: Plan, answer: Answer, *, issued_at: datetime) -> dict:
         "issued_at": issued_at.isoformat(),
         "origin": iso(origin),
         "level": level,
-        "points": points,
+    })
+    tail = orjson.dumps({
         "fallback": answer.fallback_reason is not None,
         "fallback_reason": answer.fallback_reason,
         "history_source": plan.source,
-    }
+    })
+    return b"".join((head[:-1], b',"points":[', points.encode(), b"],", tail[1:]))
 
 
 def vintage_token(origin_token: str, issued_at: int | None) -> str:

@@ -288,7 +288,7 @@ class Gridcast:
         return out
 
     def _respond(self, core: ForecastCore, plan: Plan, answer: Answer) -> bytes:
-        body = core.respond(plan, answer)[1]
+        body = core.respond(plan, answer)
         self.live.served(plan, answer)  # kept to be scored when its actuals arrive
         return body
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 import pandas as pd
 
 from gridcast.catalog import ModelCatalog, ServedModel
@@ -198,7 +199,7 @@ class InProcessForecaster:
             if isinstance(answer, GridcastError):
                 results[i] = error_result(jobs[i], answer)
             else:
-                results[i] = core.respond(plan, answer)[0]
+                results[i] = orjson.loads(core.respond(plan, answer))
         return results  # type: ignore[return-value]
 
     async def close(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,7 +199,8 @@ def test_a_cache_hit_returns_the_bytes_of_the_miss_that_filled_it(local, region_
     (plan,) = core.plan([q])
     assert plan.cached is None and plan.key is not None
     (answer,) = local.run([plan])
-    doc, body = core.respond(plan, answer)
+    body = core.respond(plan, answer)
+    doc = orjson.loads(body)
     (again,) = core.plan([q])
     assert again.cached == body  # the stored bytes, as they were
     served = orjson.loads(hit(again.cached))
@@ -360,3 +363,52 @@ def test_a_cache_hit_from_the_state_reads_no_history(local, region_history):
     (third,) = core.forecast([q])  # a new point: a new origin, a miss, one more read
     assert not third["cached"] and CountingState.reads == 2
     assert pd.Timestamp(third["origin"]) == region_history.index[-100]
+
+
+def _render_point_by_point(plan, answer, issued_at) -> dict:
+    """The response document built the plain way: one dict per point (the wire format's spec)."""
+    from gridcast.series import iso
+
+    fc, level = answer.forecast, list(plan.level)
+    widest = max(level)
+    points = []
+    for i in range(len(fc.mean)):
+        points.append({
+            "timestamp": iso(fc.start + i * fc.step),
+            "mean": float(fc.mean[i]),
+            "lower": float(fc.lower[widest][i]),
+            "upper": float(fc.upper[widest][i]),
+            "intervals": {str(lv): {"lower": float(fc.lower[lv][i]), "upper": float(fc.upper[lv][i])} for lv in level},
+        })
+    origin = plan.origin if plan.origin is not None else fc.start - fc.step
+    return {"cached": False, "degraded": [],
+            "weather_issued_at": plan.vintage.issued_iso if plan.vintage is not None else None,
+            "region": plan.query.region, "model": answer.alias, "requested_model": plan.query.model,
+            "model_version": answer.version, "issued_at": issued_at.isoformat(), "origin": iso(origin),
+            "level": level, "points": points, "fallback": answer.fallback_reason is not None,
+            "fallback_reason": answer.fallback_reason, "history_source": plan.source}
+
+
+@pytest.mark.parametrize("level", [(90,), (50, 80, 95), (80, 90)])
+def test_rendered_bytes_equal_the_point_by_point_document(core, region_history, level):
+    """The column-wise writer gives byte for byte what orjson writes for the plain document,
+    awkward numbers included (tiny, huge, negative, integral, NaN)."""
+    import orjson
+
+    from gridcast.forecast import Answer, render, render_bytes
+    from gridcast.models.base import Forecast
+
+    q = ForecastQuery(region="region-1", model="naive", horizon=7, level=list(level),
+                      history=observations(region_history.iloc[-200:]))
+    (plan,) = core.plan([q])
+    awkward = np.array([1e-7, 123456789.125, -0.0, 2.0, 1 / 3, 5e300, np.nan])
+    rng = np.random.default_rng(len(level))
+    lower = {lv: awkward - rng.random(7) * lv for lv in level}
+    upper = {lv: awkward + rng.random(7) * lv for lv in level}
+    fc = Forecast(start=1_700_000_000, step=3600, mean=awkward, lower=lower, upper=upper)
+    for reason in (None, "model failed"):
+        answer = Answer(fc, "naive", "v1", reason)
+        issued = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+        expected = orjson.dumps(_render_point_by_point(plan, answer, issued))
+        assert render_bytes(plan, answer, issued_at=issued) == expected
+        assert render(plan, answer, issued_at=issued) == orjson.loads(expected)
