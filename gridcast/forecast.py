@@ -58,7 +58,10 @@ STORED_PREFIX = b'{"cached":false,"degraded":[],'
 
 
 class StateReader(Protocol):
-    def history(self, region: str, n: int | None = None) -> pd.DataFrame: ...
+    """Recent observations of a region: a frame (the state stores), or a series already on
+    the model's grid (the bridge's in-memory windows), or None."""
+
+    def history(self, region: str, n: int | None = None) -> pd.DataFrame | Series | None: ...
 
 
 class ResponseCache(Protocol):
@@ -371,7 +374,12 @@ class ForecastCore:
             return None
         if frame is None or len(frame) == 0 or LOAD not in frame.columns:
             return None
-        series = Series.from_frame(frame[[c for c in (LOAD, *WEATHER) if c in frame.columns]], step=served.step)
+        if isinstance(frame, Series) and frame.step == served.step:  # a store that keeps arrays (the bridge's)
+            series = Series(frame.start, frame.step, {c: v for c, v in frame.columns.items() if c in (LOAD, *WEATHER)})
+        else:
+            if isinstance(frame, Series):
+                frame = frame.to_frame()
+            series = Series.from_frame(frame[[c for c in (LOAD, *WEATHER) if c in frame.columns]], step=served.step)
         if served.context_end is not None and series.end == served.context_end:
             return None
         return series

@@ -103,7 +103,22 @@ class Series:
         index = pd.DatetimeIndex(frame.index)
         if index.tz is None:
             raise UserInputError("the time index must be timezone-aware (UTC)", field="timestamp")
-        epochs = index.as_unit("s").asi8
+        return cls.from_epochs(index.as_unit("s").asi8,
+                               {str(name): frame[name].to_numpy(dtype=float) for name in frame.columns}, step=step)
+
+    @classmethod
+    def from_epochs(cls, epochs: Sequence[int] | np.ndarray, columns: Mapping[str, np.ndarray], *,
+                    step: int | None = None) -> Series:
+        """Rows at ``epochs`` (seconds, any order, no repeats) → a series on its regular grid (holes = NaN).
+
+        ``step`` None: the median positive gap. The gridding of :meth:`from_frame`, without a frame.
+
+        Raises:
+            UserInputError: no rows, or one row and no step.
+        """
+        epochs = np.asarray(epochs, dtype=np.int64)
+        if not len(epochs):
+            raise UserInputError("the series is empty", field="history")
         order = np.argsort(epochs, kind="stable")
         epochs = epochs[order]
         if step is None:
@@ -115,12 +130,12 @@ class Series:
         start = int(epochs[0])
         pos = (epochs - start) // step
         n = int(pos[-1]) + 1
-        columns = {}
-        for name in frame.columns:
+        gridded = {}
+        for name, column in columns.items():
             values = np.full(n, np.nan)
-            values[pos] = frame[name].to_numpy(dtype=float)[order]
-            columns[str(name)] = values
-        return cls(start, int(step), columns)
+            values[pos] = np.asarray(column, dtype=float)[order]
+            gridded[name] = values
+        return cls(start, int(step), gridded)
 
     def to_frame(self) -> pd.DataFrame:
         index = pd.DatetimeIndex(pd.to_datetime(self.epochs(), unit="s", utc=True), name=TIMESTAMP_NAME).as_unit("ns")

@@ -39,6 +39,7 @@ import pandas as pd
 
 from gridcast.errors import GridcastError
 from gridcast.schema import ALL_COLUMNS, LOAD, REGION, TEMPERATURE, TIMESTAMP
+from gridcast.series import Series
 from gridcast.weather import Vintage
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,20 @@ def frame_from_rows(ts: Sequence[int], rows: Sequence[dict]) -> pd.DataFrame:
     data = {c: np.array([r.get(c, np.nan) for r in rows], dtype=float) for c in columns}
     index = pd.DatetimeIndex(np.array(ts, dtype="int64") * 1_000_000_000, tz="UTC", name=TIMESTAMP)
     return pd.DataFrame(data, index=index)
+
+
+def series_from_rows(ts: Sequence[int], rows: Sequence[dict], *, step: int) -> Series | None:
+    """``Series.from_frame(frame_from_rows(ts, rows), step=step)`` without the frame (None: no rows).
+
+    The same columns as :func:`frame_from_rows` (load and temperature always, other
+    value columns when any row has them), on the ``step`` grid.
+    """
+    if not len(ts):
+        return None
+    present = set().union(*rows)
+    columns = {c: np.array([r.get(c, np.nan) for r in rows], dtype=float)
+               for c in VALUE_COLUMNS if c in present or c in (LOAD, TEMPERATURE)}
+    return Series.from_epochs(ts, columns, step=step)
 
 
 def _limit(n: int | None, max_points: int) -> int:

@@ -390,7 +390,7 @@ class Bridge:
         all_jobs = jobs + [job for job, _ in requests]
         if all_jobs:
             regions = sorted({j.region for j in all_jobs})
-            histories = await self._windows.histories(self.state, regions, keep=set(due))
+            histories = await self._windows.histories(self.state, regions, keep=set(due), step=s.stream_step_s)
             if getattr(self.forecaster, "reads_weather", False):
                 weather = await self.state.latest_weathers(regions)
                 results = await self.forecaster.forecast(all_jobs, histories, weather)

@@ -64,7 +64,7 @@ class Job:
 class StreamForecaster(Protocol):
     def prepare(self) -> None: ...
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, Series | None],
                        weather: Mapping[str, Vintage] | None = None) -> list[dict]: ...
 
     async def close(self) -> None: ...
@@ -91,7 +91,7 @@ class NaiveForecaster:
     def prepare(self) -> None:
         return None
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, Series | None],
                        weather: Mapping[str, Vintage] | None = None) -> list[dict]:
         # the seasonal naive takes no covariates: its answers name no vintage
         # inline, not in a thread: well under a millisecond of numpy per job
@@ -126,18 +126,19 @@ class NaiveForecaster:
 class _Prefetched:
     """A read-only state store over histories and weather vintages the bridge already read (one round trip)."""
 
-    def __init__(self, histories: Mapping[str, pd.DataFrame], weather: Mapping[str, Vintage] | None = None) -> None:
+    def __init__(self, histories: Mapping[str, Series | None], weather: Mapping[str, Vintage] | None = None) -> None:
         self.histories = histories
         self.weather = weather or {}
 
     def latest_weather(self, region: str) -> Vintage | None:
         return self.weather.get(region)
 
-    def history(self, region: str, n: int | None = None) -> pd.DataFrame | None:
-        frame = self.histories.get(region)
-        if frame is None:
+    def history(self, region: str, n: int | None = None) -> Series | None:
+        """The region's window as a series (its last ``n`` steps): the core takes it as it is."""
+        series = self.histories.get(region)
+        if series is None:
             return None
-        return frame if n is None else frame.iloc[-n:]
+        return series if n is None else series.tail(n)
 
 
 class InProcessForecaster:
@@ -166,13 +167,13 @@ class InProcessForecaster:
         self.runner.warm_up()
         logger.info("bridge: %d served model(s) loaded for %d region(s)", len(forecasters), len(catalog.regions()))
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, Series | None],
                        weather: Mapping[str, Vintage] | None = None) -> list[dict]:
         if self.runner is None:
             await asyncio.to_thread(self.load)
         return await asyncio.to_thread(self._forecast, jobs, histories, weather)
 
-    def _forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+    def _forecast(self, jobs: Sequence[Job], histories: Mapping[str, Series | None],
                   weather: Mapping[str, Vintage] | None = None) -> list[dict]:
         from gridcast.wire import ForecastQuery
 
@@ -219,7 +220,7 @@ class HttpForecaster:
     def prepare(self) -> None:
         return None
 
-    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, pd.DataFrame],
+    async def forecast(self, jobs: Sequence[Job], histories: Mapping[str, Series | None],
                        weather: Mapping[str, Vintage] | None = None) -> list[dict]:
         # the service reads the same state (vintages included) itself
         results: list[dict] = []

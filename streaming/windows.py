@@ -6,9 +6,9 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import orjson
-import pandas as pd
 
-from gridcast.state import frame_from_rows
+from gridcast.series import Series
+from gridcast.state import series_from_rows
 from gridcast.state_redis import AsyncRedisStateStore
 
 logger = logging.getLogger(__name__)
@@ -50,12 +50,14 @@ class Windows:
             self._held[region] = held
 
     async def histories(
-        self, state: AsyncRedisStateStore, regions: Sequence[str], *, keep: set[str]
-    ) -> dict[str, pd.DataFrame]:
-        """Histories of ``regions``; windows are kept only for ``keep`` (regions this bridge writes).
+        self, state: AsyncRedisStateStore, regions: Sequence[str], *, keep: set[str], step: int
+    ) -> dict[str, Series | None]:
+        """Histories of ``regions`` on the ``step`` grid (None: no rows); windows are kept only
+        for ``keep`` (regions this bridge writes).
 
         A region read only to answer a request may be written by another bridge, so its
-        rows are read fresh every time and not kept.
+        rows are read fresh every time and not kept. The rows go straight to arrays
+        (:func:`~gridcast.state.series_from_rows`): no DataFrame per region and poll.
         """
         missing = [r for r in regions if r not in self._rows]
         fresh: dict[str, dict[int, dict]] = {}
@@ -70,5 +72,5 @@ class Windows:
         for region in regions:
             window = self._rows.get(region, fresh.get(region, {}))
             epochs = sorted(window)
-            out[region] = frame_from_rows(epochs, [window[e] for e in epochs])
+            out[region] = series_from_rows(epochs, [window[e] for e in epochs], step=step)
         return out

@@ -132,3 +132,31 @@ def test_make_state_store_follows_settings(redis_up):
     store = make_state_store(Settings(redis_url=redis_up))
     assert isinstance(store, RedisStateStore) and store.keys.prefix == "gridcast"
     store.close()
+
+
+def test_series_from_rows_equals_the_frame_path_with_holes_missing_fields_and_any_order():
+    """The bridge's windows go rows → arrays; the result is what rows → frame → series gives."""
+    import numpy as np
+
+    from gridcast.series import Series
+    from gridcast.state import frame_from_rows, series_from_rows
+
+    rng = np.random.default_rng(5)
+    epochs = [1_700_000_000 + 3600 * int(k) for k in sorted(rng.choice(400, size=300, replace=False))]
+    rows = []
+    for i in range(len(epochs)):
+        row = {"load_mw": float(rng.normal(1000, 50))}
+        if i % 3:
+            row["temperature_c"] = float(rng.normal(15, 5))
+        if i % 7 == 0:
+            row["humidity_pct"] = float(rng.uniform(20, 90))
+        rows.append(row)
+    shuffled = rng.permutation(len(epochs))
+    got = series_from_rows([epochs[i] for i in shuffled], [rows[i] for i in shuffled], step=3600)
+    want = Series.from_frame(frame_from_rows(epochs, rows), step=3600)
+    assert (got.start, got.step, sorted(got.columns)) == (want.start, want.step, sorted(want.columns))
+    assert "humidity_pct" in got.columns and np.isnan(got.load).sum() == 100  # the holes
+    for name in want.columns:
+        np.testing.assert_array_equal(got.columns[name], want.columns[name])
+    assert got.digest() == want.digest()
+    assert series_from_rows([], [], step=3600) is None
