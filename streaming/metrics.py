@@ -118,12 +118,17 @@ class BridgeMetrics:
 class LiveRefresh:
     """Recomputes the live scores of the regions scored since the last refresh, at most every ``every_s``.
 
-    Off the event loop (the ledger is sync redis-py). Redis away means the refresh is
-    tried again later: the gauges keep their last values meanwhile.
+    Off the event loop (the ledger is sync redis-py), and in slices: one call refreshes
+    regions until ``BUDGET_S`` has passed (one region at least) and leaves the rest due
+    for the next, so the bridge's next poll never waits behind a refresh of every region
+    (a spike of its forecasts' latency). Redis away means the refresh is tried again
+    later: the gauges keep their last values meanwhile.
     """
 
     #: a refresh that took ``t`` seconds waits at least ``MAX_DUTY × t`` before the next
     MAX_DUTY = 20.0
+    #: the time one call may spend refreshing (seconds), between two of the bridge's polls
+    BUDGET_S = 0.02
 
     def __init__(self, metrics: BridgeMetrics, *, every_s: float, bands: Sequence[int]) -> None:
         self.metrics = metrics
@@ -140,21 +145,27 @@ class LiveRefresh:
         now = time.monotonic()
         if not self._due or now < self._next:
             return
-        regions, self._due = self._due, set()
-        self._next = now + self.every_s
+        regions = sorted(self._due)
         try:
-            await asyncio.to_thread(self.refresh, ledger, regions)
+            done = await asyncio.to_thread(self.refresh, ledger, regions, budget_s=self.BUDGET_S)
         except (redis.RedisError, OSError) as exc:
-            self._due |= regions
+            done = []
             logger.warning("bridge: live scores not refreshed (%s: %s); trying again later", type(exc).__name__, exc)
-        # the gauges take at most a twentieth of the bridge's time: a refresh that took long
-        # (many regions, a month of points each) pushes the next one back
+        self._due.difference_update(done)
+        # the gauges take at most a twentieth of the bridge's time: a slice that took long
+        # (a month of points per region) pushes the next one back; a finished round waits every_s
         took = time.monotonic() - now
-        self._next = max(self._next, now + self.MAX_DUTY * took)
+        self._next = now + max(self.MAX_DUTY * took, 0.0 if self._due and done else self.every_s)
 
-    def refresh(self, ledger: Any, regions: Iterable[str]) -> None:
-        for region in sorted(regions):
+    def refresh(self, ledger: Any, regions: Iterable[str], *, budget_s: float | None = None) -> list[str]:
+        """Refresh ``regions`` in order, stopping once ``budget_s`` has passed; the regions refreshed."""
+        started, done = time.monotonic(), []
+        for region in regions:
+            if done and budget_s is not None and time.monotonic() - started >= budget_s:
+                break
             self.metrics.set_live(region, live_metrics(ledger.points(region), bands=self.bands))
+            done.append(region)
+        return done
 
 
 class PeriodicLog:

@@ -94,4 +94,28 @@ def test_a_slow_live_refresh_pushes_the_next_one_back():
     live.scored(["r1", "r2"])
     before = time.monotonic()
     asyncio.run(live.maybe_refresh(SlowLedger()))
-    assert live._next >= before + LiveRefresh.MAX_DUTY * 0.1  # two regions x 50 ms
+    # one region (50 ms) spends the 20 ms budget: the other stays due, after a twentieth-duty pause
+    assert live._due == {"r2"}
+    assert live._next >= before + LiveRefresh.MAX_DUTY * 0.05
+    asyncio.run(live.maybe_refresh(SlowLedger()))
+    assert live._due == {"r2"}  # not yet: the pause holds
+    live._next = 0.0
+    asyncio.run(live.maybe_refresh(SlowLedger()))
+    assert live._due == set()
+
+
+def test_a_refresh_slice_stops_at_its_budget_but_always_does_one_region():
+    import time
+
+    from streaming.metrics import BridgeMetrics, LiveRefresh
+
+    class SlowLedger(InMemoryLedger):
+        def points(self, region):
+            time.sleep(0.01)
+            return super().points(region)
+
+    live = LiveRefresh(BridgeMetrics(), every_s=1.0, bands=(6, 24))
+    regions = [f"r{i}" for i in range(10)]
+    assert live.refresh(SlowLedger(), regions, budget_s=0.0) == ["r0"]
+    assert 2 <= len(live.refresh(SlowLedger(), regions, budget_s=0.035)) <= 5
+    assert live.refresh(SlowLedger(), regions) == regions  # no budget: all
