@@ -352,6 +352,21 @@ class RedisLedger:
         self.keep_s = keep_s
         self.max_span_s = max_span_s
         self._record = self.client.register_script(_RECORD_SCRIPT)
+        # records parsed by their stored bytes: every actual re-reads the forecasts that reach
+        # it, and a record's bytes never change meaning (a pure memo, never a second truth)
+        self._parsed: dict[bytes, ForecastRecord] = {}
+
+    #: records kept parsed (about 4 kB each): a day's hourly forecasts of a few hundred regions
+    PARSED_MAX = 8192
+
+    def _parse(self, raw: bytes) -> ForecastRecord:
+        rec = self._parsed.get(raw)
+        if rec is None:
+            rec = ForecastRecord.from_json(raw)
+            if len(self._parsed) >= self.PARSED_MAX:
+                del self._parsed[next(iter(self._parsed))]  # the oldest parsed
+            self._parsed[raw] = rec
+        return rec
 
     def _k(self, kind: str, region: str) -> str:
         return f"{self.prefix}:{kind}:{region}"
@@ -365,18 +380,24 @@ class RedisLedger:
                                    f"{self.prefix}:ledger-regions", f"{self.prefix}:ledger-span"],
                              args=[rec.region, rec.key, rec.origin, len(rec.mean), rec.to_json(),
                                    rec.end - rec.origin], client=pipe)
-            for region in {r.region for r in records}:
+            regions = sorted({r.region for r in records})
+            for region in regions:
                 # forecasts whose last step is older than the window: by origin, with the longest span as margin
                 newest = max(r.origin for r in records if r.region == region)
-                self._trim_records(pipe, region, newest - self.keep_s - self.max_span_s)
-            pipe.execute()
+                pipe.zrangebyscore(self._k("ledger-idx", region), "-inf", f"({newest - self.keep_s - self.max_span_s}")
+            olds = pipe.execute()[len(records):]
+        self._trim_records(dict(zip(regions, olds, strict=True)))
 
-    def _trim_records(self, pipe: Any, region: str, cut: int) -> None:
-        idx, h = self._k("ledger-idx", region), self._k("ledger", region)
-        old = self.client.zrangebyscore(idx, "-inf", f"({cut}")
-        if old:
-            pipe.hdel(h, *old)
-            pipe.zrem(idx, *old)
+    def _trim_records(self, olds: Mapping[str, Sequence[bytes]]) -> None:
+        """Drop each region's records that left the window (one pipelined round trip for all)."""
+        olds = {region: old for region, old in olds.items() if old}
+        if not olds:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            for region, old in olds.items():
+                pipe.hdel(self._k("ledger", region), *old)
+                pipe.zrem(self._k("ledger-idx", region), *old)
+            pipe.execute()
 
     def score(self, region: str, actuals: Sequence[tuple[int, float]]) -> int:
         return self.score_many({region: actuals}).get(region, 0)
@@ -407,7 +428,7 @@ class RedisLedger:
             docs = dict(zip(regions, pipe.execute(), strict=True))
         scored = {}
         for region in regions:
-            records = [ForecastRecord.from_json(d) for d in docs[region] if d is not None]
+            records = [self._parse(d) for d in docs[region] if d is not None]
             points = score_points(records, todo[region])
             if points:
                 scored[region] = points

@@ -119,3 +119,26 @@ def test_a_refresh_slice_stops_at_its_budget_but_always_does_one_region():
     assert live.refresh(SlowLedger(), regions, budget_s=0.0) == ["r0"]
     assert 2 <= len(live.refresh(SlowLedger(), regions, budget_s=0.035)) <= 5
     assert live.refresh(SlowLedger(), regions) == regions  # no budget: all
+
+
+def test_records_that_left_the_window_are_trimmed_for_every_region_of_a_call():
+    prefix = f"test-ledger-{uuid.uuid4().hex[:8]}"
+    red = RedisLedger(redis_up(), prefix=prefix, keep_s=10 * H, max_span_s=24 * H)
+    try:
+        t0 = 1_700_000_000 - 1_700_000_000 % H
+        old = [ForecastRecord(r, "lstm", "v1", t0, H, np.ones(24), {}, {}) for r in ("a", "b")]
+        red.record(old)
+        # 40 h later: t0 is older than newest - keep - span (34 h) in both regions, one call for both
+        red.record([ForecastRecord(r, "lstm", "v1", t0 + 40 * H, H, np.ones(24), {}, {}) for r in ("a", "b")])
+        for region in ("a", "b"):
+            assert red.client.zrange(f"{prefix}:ledger-idx:{region}", 0, -1) == [f"lstm|v1|{t0 + 40 * H}".encode()]
+            assert red.client.hlen(f"{prefix}:ledger:{region}") == 1
+        # the parsed-record memo gives what parsing gives
+        raw = red.client.hvals(f"{prefix}:ledger:a")[0]
+        first, again = red._parse(raw), red._parse(raw)
+        assert again is first and first.origin == t0 + 40 * H and first.region == "a"
+    finally:
+        keys = list(red.client.scan_iter(f"{prefix}:*"))
+        if keys:
+            red.client.delete(*keys)
+        red.close()
