@@ -50,6 +50,10 @@ COOLING_KNOTS_C = (20.0, COOLING_BASE_C + 2.0, 28.0)
 _FOURIER = {"daily": (1.0, 2), "annual": (365.25, 3)}
 #: temperature columns at the end of the design (:func:`temperature_terms`)
 N_TEMPERATURE_TERMS = 10 + 2 * 4
+#: the day types that make a day special (:func:`special_days`), and the share of the
+#: region off that makes a regional holiday one
+SPECIAL_DAY_TYPES = ("holiday", "holiday_eve", "holiday_after", "bridge", "christmas_period")
+SPECIAL_HOLIDAY_SHARE = 0.5
 
 
 def trailing_mean(temp: np.ndarray, before: np.ndarray | None, steps: int) -> np.ndarray:
@@ -130,6 +134,16 @@ def temperature_terms(t: np.ndarray, tm: np.ndarray, daily: np.ndarray) -> np.nd
     return np.concatenate([level, shape.reshape(*shape.shape[:-2], -1)], axis=-1)
 
 
+def special_days(cal: pd.DataFrame) -> np.ndarray:
+    """Whether each row of a :func:`calendar_features` frame lies on a special day.
+
+    A holiday (or a regional one with at least half the region off), an eve, a day
+    after, a bridge day or the Christmas period.
+    """
+    share = cal["holiday_share"].to_numpy() >= SPECIAL_HOLIDAY_SHARE
+    return (cal[list(SPECIAL_DAY_TYPES)].to_numpy() > 0).any(axis=1) | share
+
+
 def _daily(cal: pd.DataFrame) -> np.ndarray:
     """The daily Fourier terms (order 2) of a :func:`calendar_features` frame."""
     return np.column_stack([cal[f"{f}_daily_{k}"].to_numpy() for k in (1, 2) for f in ("sin", "cos")])
@@ -145,6 +159,13 @@ class CalendarRegression:
             combinations (a Christmas period on a Saturday) finite; it shrinks towards
             the mean load (the day-type profiles sum to one on every row, so the mean
             is taken out first and added back).
+
+    ``special_sd_`` (set by :meth:`fit`): the spread (MW) that special days
+    (:func:`special_days`) add to the error. Their terms are fitted on a handful of
+    days each, so in-sample residuals hide it: each day's residuals are taken
+    leave-one-day-out (``(I − H_dd)⁻¹·e_d``, ``H_dd`` that day's block of the hat
+    matrix), and ``special_sd_² = mean e² (special days) − mean e² (other days)``
+    (0 when under a day of special steps, or when they do no worse).
     """
 
     def __init__(self, *, country: str | None, tz: str | None, steps: int, ridge: float = 1e-4) -> None:
@@ -152,6 +173,7 @@ class CalendarRegression:
         self.coef_: np.ndarray | None = None
         self.offset_ = 0.0
         self.uses_weather_ = False  # fitted with temperature terms (set by fit)
+        self.special_sd_ = 0.0
 
     def terms(self, index: pd.DatetimeIndex, temp: np.ndarray | None,
               temp_before: np.ndarray | None = None) -> np.ndarray:
@@ -171,7 +193,28 @@ class CalendarRegression:
         self.offset_ = float(y.mean())
         self.uses_weather_ = temp is not None
         self.coef_ = np.linalg.solve(gram, xs.T @ (y - self.offset_)) / norm
+        self.special_sd_ = self._special_sd(index[ok], xs, np.linalg.inv(gram), y - self.offset_ - x @ self.coef_)
         return self
+
+    def _special_sd(self, index: pd.DatetimeIndex, xs: np.ndarray, inverse: np.ndarray, resid: np.ndarray) -> float:
+        """``special_sd_`` from leave-one-day-out residuals (see the class docstring)."""
+        local = pd.DatetimeIndex(index).tz_convert(self.tz or "UTC")
+        special = special_days(calendar_features(index, country=self.country, tz=self.tz, fourier={}))
+        if special.sum() < self.steps or (~special).sum() < self.steps:
+            return 0.0
+        codes = pd.factorize(local.normalize())[0]
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        loo = np.empty_like(resid)
+        for rows in np.split(np.arange(len(resid)), bounds):
+            block = xs[rows]
+            hat = block @ inverse @ block.T
+            loo[rows] = np.linalg.solve(np.eye(len(rows)) - hat, resid[rows])
+        extra = np.mean(loo[special] ** 2) - np.mean(loo[~special] ** 2)
+        return float(np.sqrt(max(extra, 0.0)))
+
+    def special_days(self, index: pd.DatetimeIndex) -> np.ndarray:
+        """:func:`special_days` of ``index`` in this regression's region."""
+        return special_days(calendar_features(index, country=self.country, tz=self.tz, fourier={}))
 
     def predict(self, index: pd.DatetimeIndex, temp: np.ndarray | None,
                 temp_before: np.ndarray | None = None) -> np.ndarray:

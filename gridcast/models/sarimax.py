@@ -29,13 +29,14 @@ season's temperature response, so stage 1 — least squares on calendar and weat
 over the trailing ``long_window_weeks`` (:class:`gridcast.models.calendar_regression.CalendarRegression`)
 — gives ``ŷ_t``, and ``x_t`` is that one column with β = 1: the SARIMA errors model
 stage 1's residuals on the recent window. The calibration's held-out forecasts are told
-a forecast-like temperature (``weather_error``; :meth:`SarimaxForecaster._held_out`).
-The rest (ARMA fit, filter, ``update``, ``history``, save/load) is unchanged; stage 1's
-coefficients are saved with the state, and a model saved without them loads as
-single-stage, as does a model fitted on a shorter history. Off by default for now: on
-Spain 2017 (validation; noisy weather, weekly refits) day-ahead MAPE went 3.19 % → 1.84 %,
-but 90 % coverage was 86.8 % with observed weather in the calibration, 87.7 % with the
-weather error, and no second grid has validated it yet.
+a forecast-like temperature (``weather_error``; :meth:`SarimaxForecaster._held_out`); on
+special days, which held-out days rarely hold, the intervals add stage 1's extra spread
+there (:func:`~gridcast.models.sarimax_design.with_special_days`). The rest (ARMA fit,
+filter, ``update``, ``history``, save/load) is unchanged; stage 1's coefficients are
+saved with the state, and a model saved without them loads as single-stage, as does a
+model fitted on a shorter history. Off by default until Victoria validates it: on Spain 2017
+(validation; noisy weather, weekly refits) day-ahead MAPE 3.19 % → 1.84 %, 90 % coverage
+86.8 % (observed weather in the calibration) → 87.7 % (weather error) → 90.3 % (and special days).
 
 Without future weather (``use_weather=False``, or a weather-aware model asked for a
 forecast without covariates) the model either has no weather terms or, in the second
@@ -74,6 +75,7 @@ from gridcast.models.sarimax_design import (  # noqa: F401 (design_matrix, diffe
     level_shape_beta,
     time_of_day_scale,
     time_of_day_slots,
+    with_special_days,
 )
 from gridcast.schema import LOAD, TEMPERATURE, infer_freq, regular, steps_per_day
 from gridcast.weather_error import noise_sigma
@@ -139,11 +141,10 @@ class SarimaxForecaster(Forecaster):
         self.tz = tz
         self.use_weather = use_weather
         self.maxiter = int(maxiter)
-        if calibrate_days < 0:
-            raise UserInputError("calibrate_days must be >= 0", field="calibrate_days")
+        if calibrate_days < 0 or long_window_weeks < 0 or min_long_weeks < 1:
+            raise UserInputError("calibrate_days and long_window_weeks must be >= 0, min_long_weeks >= 1",
+                                 field="calibrate_days" if calibrate_days < 0 else "long_window_weeks")
         self.calibrate_days = int(calibrate_days)
-        if long_window_weeks < 0 or min_long_weeks < 1:
-            raise UserInputError("long_window_weeks must be >= 0 and min_long_weeks >= 1", field="long_window_weeks")
         self.long_window_weeks = int(long_window_weeks)
         self.min_long_weeks = int(min_long_weeks)
         self.weather_error = bool(weather_error)
@@ -188,7 +189,7 @@ class SarimaxForecaster(Forecaster):
         if self.use_weather_ and TEMPERATURE in history and len(history) > n:
             before = history[TEMPERATURE].iloc[max(0, len(history) - n - self.season_):len(history) - n]
             before = before.astype(float).ffill().dropna()
-        return self._regular(history.iloc[-n:]), before
+        return regular(history.iloc[-n:], self.freq_), before  # missing steps: NaN rows
 
     def _model(self, endog: np.ndarray, exog: np.ndarray):
         from statsmodels.tsa.statespace.sarimax import SARIMAX
@@ -227,10 +228,6 @@ class SarimaxForecaster(Forecaster):
         if len(y) == 1 and results.nobs == 1:
             return results
         return self._filter(y[-1:], x[-1:], results.predicted_state[..., -2], results.predicted_state_cov[..., -2])
-
-    def _regular(self, frame: pd.DataFrame, start: pd.Timestamp | None = None) -> pd.DataFrame:
-        """``frame`` on the regular grid (missing steps become NaN rows)."""
-        return regular(frame, self.freq_, start=start)
 
     # -- contract ------------------------------------------------------------------
     def fit(self, history: pd.DataFrame) -> Self:
@@ -400,7 +397,7 @@ class SarimaxForecaster(Forecaster):
         if new.empty:
             return self
         step = pd.Timedelta(self.freq_)
-        frame = self._regular(new, start=self.last_timestamp_ + step)
+        frame = regular(new, self.freq_, start=self.last_timestamp_ + step)
         weather = self._weather_frame(frame.index, frame, self.temp_tail_)
         x = self._design(frame.index, weather, self.temp_tail_)
         y = frame[LOAD].astype(float).to_numpy()
@@ -439,8 +436,9 @@ class SarimaxForecaster(Forecaster):
                 out[f"lo-{lv}"], out[f"hi-{lv}"] = bounds[:, 0], bounds[:, 1]
             else:
                 half = calibration.quantile(lv, horizon) * np.asarray(fc.se_mean)
-                if getattr(self, "hour_scale_", None) is not None:
+                if getattr(self, "hour_scale_", None) is not None:  # two-stage: time of day, special days
                     half = half * self.hour_scale_[time_of_day_slots(index, self.tz, self.season_)]
+                    half = with_special_days(half, lv, self.stage1_.special_sd_ * self.stage1_.special_days(index))
                 out[f"lo-{lv}"], out[f"hi-{lv}"] = mean - half, mean + half
         return out[interval_columns(level)]
 
@@ -457,7 +455,8 @@ class SarimaxForecaster(Forecaster):
             "temp_tail_values": None if tail is None else tail.tolist(),
             "calibration_": None if self.calibration_ is None else self.calibration_.summary(),
             # absent in models saved before the two-stage form: those load as single-stage
-            "stage1_": None if self.stage1_ is None else {"offset": self.stage1_.offset_, "ridge": self.stage1_.ridge},
+            "stage1_": None if self.stage1_ is None else {"offset": self.stage1_.offset_, "ridge": self.stage1_.ridge,
+                                                          "special_sd": self.stage1_.special_sd_},
         }
 
     def _save(self, directory: Path) -> None:
@@ -492,6 +491,7 @@ class SarimaxForecaster(Forecaster):
                 self.stage1_ = CalendarRegression(country=self.country, tz=self.tz, steps=self.season_,
                                                   ridge=state["stage1_"]["ridge"])
                 self.stage1_.coef_, self.stage1_.offset_ = z["stage1_coef"], float(state["stage1_"]["offset"])
+                self.stage1_.special_sd_ = float(state["stage1_"].get("special_sd", 0.0))  # 0: saved before it
             self.params_ = z["params"]
             self.last_y_, self.last_x_ = z["last_y"], z["last_x"]
             self.calibration_ = LeadQuantiles.from_arrays(z, "calibration_")  # None: native intervals

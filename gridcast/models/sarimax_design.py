@@ -19,7 +19,8 @@
   with the clock).
 * :func:`time_of_day_scale`: the two-stage form's per-time-of-day interval scale (on
   :func:`time_of_day_slots`);
-* :func:`held_out_scores`: the calibration's scores of forecasts from held-out origins.
+* :func:`held_out_scores`: the calibration's scores of forecasts from held-out origins;
+* :func:`with_special_days`: the two-stage intervals on special days.
 """
 
 from __future__ import annotations
@@ -195,3 +196,17 @@ def held_out_scores(results, y: np.ndarray, origins: np.ndarray, horizon: int, s
             scores[j, ok] = np.abs(y[target[ok]] - pred) / sigma[j]
         state = t @ state
     return scores
+
+
+def with_special_days(half: np.ndarray, level: int, extra_sd: np.ndarray) -> np.ndarray:
+    """The half-widths of a ``level`` % interval with a normal error of spread ``extra_sd`` (per step) added.
+
+    Two-stage: the calibration's held-out days are mostly ordinary ones, so on special
+    days (holidays, eves, bridges, Christmas) stage 1's extra spread
+    (:attr:`~gridcast.models.calendar_regression.CalendarRegression.special_sd_`) is
+    added in quadrature; ``extra_sd`` 0 leaves a step's half-width as it is.
+    """
+    from scipy.stats import norm
+
+    extra = norm.ppf(0.5 + level / 200) * np.asarray(extra_sd, dtype=float)
+    return np.where(extra > 0, np.sqrt(half**2 + extra**2), half)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from gridcast.models.base import Forecaster
-from gridcast.models.calendar_regression import CalendarRegression, regression_terms, trailing_mean
+from gridcast.features import calendar_features
+from gridcast.models.calendar_regression import CalendarRegression, regression_terms, special_days, trailing_mean
 from gridcast.models.sarimax import SarimaxForecaster
 from gridcast.schema import LOAD, TEMPERATURE, region_frame
 from training.data.synthetic import TIMEZONES, generate
@@ -80,11 +81,12 @@ def test_two_stage_forecasts_are_sane(long_region):
 def test_two_stage_save_load_round_trip_is_identical(long_region, tmp_path):
     cut = len(long_region) - 48
     model = _two_stage().fit(long_region.iloc[:cut])
+    model.stage1_.special_sd_ = 123.0  # saved and restored exactly
     future = long_region.iloc[cut:][[TEMPERATURE]]
     before = model.predict(48, future_covariates=future, level=(80, 95))
     model.save(tmp_path / "m")
     loaded = Forecaster.load(tmp_path / "m")
-    assert loaded.stage1_ is not None
+    assert loaded.stage1_ is not None and loaded.stage1_.special_sd_ == 123.0
     pd.testing.assert_frame_equal(loaded.predict(48, future_covariates=future, level=(80, 95)), before)
     # and without a weather forecast (persistence of the last observed day)
     pd.testing.assert_frame_equal(loaded.predict(24), model.predict(24))
@@ -156,3 +158,36 @@ def test_weather_error_widens_the_two_stage_intervals_where_temperature_drives_l
     # seeded: the same fit, the same intervals
     pd.testing.assert_frame_equal(_two_stage().fit(long_region.iloc[:cut]).predict(48, future_covariates=future,
                                                                                   level=(90,)), a)
+
+
+@pytest.mark.parametrize("extra", [0.0, 300.0])
+def test_stage1_special_sd_measures_what_special_days_add_to_the_error(extra):
+    # a series made of stage 1's own terms plus noise, each special day also off by one
+    # draw of spread ``extra``: leave-one-day-out residuals recover it (in-sample ones,
+    # fitted by the special days' own terms, would not), and find ~0 when there is none
+    index = pd.date_range("2022-01-01", periods=24 * 730, freq="h", tz="UTC")
+    rng = np.random.default_rng(0)
+    temp = 15 + 10 * np.sin(np.arange(len(index)) * 2 * np.pi / (24 * 365)) + rng.normal(0, 3, len(index))
+    x = regression_terms(index, temp, country="ES", tz="Europe/Madrid", steps=24)
+    special = special_days(calendar_features(index, country="ES", tz="Europe/Madrid", fourier={}))
+    assert 0.05 < special.mean() < 0.2
+    days = pd.factorize(index.tz_convert("Europe/Madrid").normalize())[0]
+    off = rng.normal(0, extra, days.max() + 1)[days] if extra else 0.0
+    load = 20_000 + x @ rng.normal(0, 100, x.shape[1]) + rng.normal(0, 100, len(index)) + np.where(special, off, 0)
+    reg = CalendarRegression(country="ES", tz="Europe/Madrid", steps=24).fit(index, load, temp)
+    assert reg.special_sd_ == pytest.approx(extra, abs=60.0)
+
+
+def test_two_stage_intervals_widen_on_special_days_only(long_region):
+    history = long_region[long_region.index < pd.Timestamp("2023-04-04 22:00", tz="UTC")]
+    model = _two_stage().fit(history)  # then Wednesday 5 April; Holy Thursday, Good Friday
+    covariates = long_region[[TEMPERATURE]].iloc[len(history):len(history) + 96]
+    model.stage1_.special_sd_ = 0.0
+    plain = model.predict(96, future_covariates=covariates, level=(90,))
+    model.stage1_.special_sd_ = 50.0
+    wider = model.predict(96, future_covariates=covariates, level=(90,))
+    special = model.stage1_.special_days(plain.index)
+    assert special.any() and not special.all()
+    grow = (wider["hi-90"] - wider["lo-90"]).to_numpy() - (plain["hi-90"] - plain["lo-90"]).to_numpy()
+    assert (grow[special] > 0).all() and (grow[~special] == 0).all()
+    np.testing.assert_array_equal(wider["mean"].to_numpy(), plain["mean"].to_numpy())
