@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from typing_extensions import NotRequired, TypedDict
@@ -102,17 +103,23 @@ class _Columnar(_Strict):
     pressure_hpa: list[FiniteFloat | None] | None = _weather_column(MAX_WEATHER, "Surface pressure (hPa)")
 
     def _columns(self, names: tuple[str, ...]) -> dict[str, list]:
-        return {c: getattr(self, c, None) for c in names if getattr(self, c, None) is not None}
+        fields = self.__dict__
+        return {c: fields[c] for c in names if fields.get(c) is not None}
 
     def to_series(self, name: str) -> Series:
         """The arrays as a series; columns of unequal length are a 422 (JSON Schema cannot state it)."""
-        lengths = {k: len(v) for k, v in self._columns((LOAD, *WEATHER)).items()}
+        given = self._columns((LOAD, *WEATHER))
+        lengths = {k: len(v) for k, v in given.items()}
         if len(set(lengths.values())) > 1:
             raise UserInputError(f"{name} columns must have equal lengths, got {lengths}", field=name)
-        step = int(pd.Timedelta(self.step).total_seconds())
-        columns = {k: np.array(vals, dtype=float)  # None (missing) becomes NaN
-                   for k, vals in self._columns((LOAD, *WEATHER)).items()}
-        return Series(int(self.start.timestamp()), step, columns)
+        columns = {k: np.array(vals, dtype=float) for k, vals in given.items()}  # None (missing) becomes NaN
+        return Series(int(self.start.timestamp()), _step_seconds(self.step), columns)
+
+
+@lru_cache(maxsize=64)
+def _step_seconds(step: str) -> int:
+    """``"1h"`` → 3600 (a request's step, parsed once per distinct spelling)."""
+    return int(pd.Timedelta(step).total_seconds())
 
 
 class ColumnarHistory(_Columnar):
