@@ -123,8 +123,11 @@ def implausible(mean: np.ndarray, band: PlausibleBand | None) -> np.ndarray:
         arr = arr.reshape(1, -1)
     elif arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
-    bad = ~np.isfinite(arr)
+    if arr.shape[1] == 0:
+        return np.zeros(arr.shape[0], dtype=bool)
+    # a row's extremes decide: NaN propagates through min/max, ±inf is an extreme
+    lo, hi = arr.min(axis=1), arr.max(axis=1)
+    bad = ~(np.isfinite(lo) & np.isfinite(hi))
     if band is not None:
-        with np.errstate(invalid="ignore"):
-            bad |= (arr < band.lo) | (arr > band.hi)
-    return bad.any(axis=1)
+        bad |= (lo < band.lo) | (hi > band.hi)
+    return bad
