@@ -39,6 +39,7 @@ from gridcast.cache import cache_key
 from gridcast.catalog import ModelCatalog, ServedModel
 from gridcast.errors import GridcastError, InsufficientDataError, UserInputError
 from gridcast.guard import implausible
+from gridcast.json_text import json_numbers, points_json
 from gridcast.models.base import Forecast, Forecaster, SeriesRequest, check_level, profile_fallback
 from gridcast.schema import LOAD, WEATHER
 from gridcast.series import Points, Series, iso, iso_stamps, on_grid, points_from_rows  # noqa: F401 (re-exported)
@@ -422,34 +423,6 @@ def render(plan: Plan, answer: Answer, *, issued_at: datetime) -> dict:
     return orjson.loads(render_bytes(plan, answer, issued_at=issued_at))
 
 
-#: JSON number arrays: orjson writes a float64 array's numbers as it writes Python floats
-_NUMPY = orjson.OPT_SERIALIZE_NUMPY
-
-
-def _numbers(values: np.ndarray) -> list[str]:
-    """Each float's JSON text (``null`` for NaN), written by orjson in one call."""
-    text = orjson.dumps(np.ascontiguousarray(values, dtype=np.float64), option=_NUMPY).decode()[1:-1]
-    return text.split(",") if text else []
-
-
-def _points_json(keys: Sequence[str], columns: Sequence[list[str]]) -> str:
-    """The points array's inside: each point's JSON pieces interleaved by slice assignment, then one join.
-
-    ``columns``: timestamps, mean, lower, upper, then (lower, upper) per level, as JSON text.
-    """
-    fixed = ['{"timestamp":"', '","mean":', ',"lower":', ',"upper":']
-    for i, k in enumerate(keys):
-        fixed += [(',"intervals":{' if i == 0 else "},") + f'"{k}":{{"lower":', ',"upper":']
-    fixed.append("}}},")
-    n, width = len(columns[0]), len(fixed) + len(columns)
-    pieces: list[str] = [""] * (n * width)
-    for j, text in enumerate(fixed):
-        pieces[2 * j::width] = [text] * n
-    for j, column in enumerate(columns):
-        pieces[2 * j + 1::width] = column
-    return "".join(pieces)[:-1]  # the last point's trailing comma
-
-
 def render_bytes(plan: Plan, answer: Answer, *, issued_at: datetime) -> bytes:
     """The response's JSON bytes (``cached`` and ``degraded`` first: see :func:`hit`).
 
@@ -465,9 +438,9 @@ def render_bytes(plan: Plan, answer: Answer, *, issued_at: datetime) -> bytes:
     arrays = [fc.mean, fc.lower[widest], fc.upper[widest]]
     for lv in level:
         arrays += [fc.lower[lv], fc.upper[lv]]
-    numbers = _numbers(np.concatenate(arrays))  # one orjson call for every number
+    numbers = json_numbers(np.concatenate(arrays))  # one orjson call for every number
     columns = [iso_stamps(fc.start, fc.step, n), *(numbers[j * n:(j + 1) * n] for j in range(len(arrays)))]
-    points = _points_json([str(lv) for lv in level], columns) if n else ""
+    points = points_json([str(lv) for lv in level], columns) if n else ""
     origin = plan.origin if plan.origin is not None else fc.start - fc.step
     head = orjson.dumps({
         "cached": False,

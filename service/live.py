@@ -11,7 +11,7 @@
   service a new :class:`~gridcast.forecast.ForecastCore` to swap in with one
   assignment. A request holds the core it was planned with to the end, so requests in
   flight finish on the old models and every later one names the new version.
-* The drift trigger (:class:`~gridcast.scoring.DriftMonitor`, off by default) runs
+* The drift trigger (:class:`~gridcast.drift.DriftMonitor`, off by default) runs
   ``gridcast retrain --region R`` as a separate process: the service never fits.
 """
 
@@ -31,7 +31,8 @@ import pandas as pd
 from gridcast.catalog import ModelCatalog, ServedModel
 from gridcast.forecast import Answer, ForecastCore, ModelRunner, Plan
 from gridcast.schema import LOAD
-from gridcast.scoring import DriftMonitor, InMemoryLedger, live_metrics, make_ledger, record_of
+from gridcast.drift import DriftMonitor
+from gridcast.scoring import InMemoryLedger, live_metrics, make_ledger, record_of
 from gridcast.settings import Settings
 
 logger = logging.getLogger("gridcast.service.live")

@@ -45,13 +45,13 @@ import sys
 from typing import Any
 
 import bentoml
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from service import live, metrics
+from service.errors import _domain, _error_bytes, _response, error_response
 from service.guard import GuardMiddleware, _err, _rewrite_validation, validation_body
 from gridcast.batching import Batcher
 from gridcast.catalog import ModelCatalog, ServedModel
@@ -61,7 +61,6 @@ from gridcast.settings import Settings, get_settings, limit_blas_threads
 from gridcast.wire import (
     BatchQuery,
     BatchResult,
-    ErrorBody,
     ForecastQuery,
     ForecastResult,
     ObservationsPost,
@@ -100,36 +99,6 @@ def _model_refs() -> list[bentoml.models.BentoModel]:
         logger.warning("model store unreadable at import; serving no models", exc_info=True)
         return []
     return [bentoml.models.BentoModel(tag) for tag in tags]
-
-
-def _error_bytes(exc: GridcastError) -> bytes:
-    if exc.http_status >= 500 and not exc.retryable:
-        logger.error("internal error: %s", exc.detail)
-        body = ErrorBody(error="internal_error", detail="the forecast could not be computed; see the server log")
-    else:
-        body = ErrorBody(error=exc.code, detail=exc.detail, field=exc.field)
-    return orjson.dumps(body.model_dump())
-
-
-def _response(reply: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> Response:
-    status, body, headers = reply
-    return Response(body, status_code=status, media_type="application/json",
-                    headers={k.decode(): v.decode() for k, v in headers} or None)
-
-
-def error_response(exc: GridcastError) -> Response:
-    """The JSON error body for a domain error, with the status the error carries."""
-    headers = {"retry-after": "1"} if exc.retryable else None
-    return Response(_error_bytes(exc), status_code=exc.http_status, media_type="application/json",
-                    headers=headers)
-
-
-def _domain(exc: Exception) -> GridcastError:
-    """A domain error as it is; anything else logged with its trace and answered as a plain 500."""
-    if isinstance(exc, GridcastError):
-        return exc
-    logger.error("unexpected error answering a forecast", exc_info=exc)
-    return GridcastError("unexpected error")
 
 
 @functools.cache
