@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         8, ge=2, description="SARIMAX fits on this trailing window (weeks, not years: memory)."
     )
     sarimax_long_window_weeks: int = Field(
-        0, ge=0, description="SARIMAX two-stage form: its calendar/weather regression fits on this trailing window "
+        156, ge=0, description="SARIMAX two-stage form: its calendar/weather regression fits on this trailing window "
         "(weeks; 0: the single-stage model)."
     )
     lstm_input_days: int = Field(7, ge=1, description="LSTM look-back window, in days.")
