@@ -25,6 +25,8 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
 
@@ -206,7 +208,5 @@ def with_special_days(half: np.ndarray, level: int, extra_sd: np.ndarray) -> np.
     (:attr:`~gridcast.models.calendar_regression.CalendarRegression.special_sd_`) is
     added in quadrature; ``extra_sd`` 0 leaves a step's half-width as it is.
     """
-    from scipy.stats import norm
-
-    extra = norm.ppf(0.5 + level / 200) * np.asarray(extra_sd, dtype=float)
+    extra = NormalDist().inv_cdf(0.5 + level / 200) * np.asarray(extra_sd, dtype=float)
     return np.where(extra > 0, np.sqrt(half**2 + extra**2), half)
