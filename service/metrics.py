@@ -40,22 +40,22 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 @cache
-def _request_child(route: str, status: int) -> Any:
-    """The histogram series of one (route, status): ``labels()`` once, not per request."""
+def _request_histogram() -> Any:
     from prometheus_client import Histogram
 
-    return _request_histogram(Histogram).labels(route=route, status=str(status))
-
-
-@cache
-def _request_histogram(histogram: Any) -> Any:
-    return histogram(
+    return Histogram(
         name="gridcast_http_request_duration_seconds",
         documentation="Forecast routes (/forecast, /forecast_batch): time from the request's arrival at the "
         "service's outermost layer to its answer, by route and status (503s included).",
         labelnames=["route", "status"],
         buckets=REQUEST_BUCKETS,
     )
+
+
+@cache
+def _request_child(route: str, status: int) -> Any:
+    """The histogram series of one (route, status): ``labels()`` once, not per request."""
+    return _request_histogram().labels(route=route, status=str(status))
 
 
 def observe_request(route: str, status: int, seconds: float) -> None:

@@ -79,17 +79,25 @@ def test_many_regions_score_in_one_pass_like_region_by_region(ledgers):
         assert sorted(p.key for p in red.points(region)) == sorted(p.key for p in mem.points(region))
 
 
+def _slow_ledger(delay_s: float) -> type[InMemoryLedger]:
+    """An embedded ledger whose ``points`` takes ``delay_s`` per region (a slow Redis)."""
+    import time
+
+    class SlowLedger(InMemoryLedger):
+        def points(self, region):
+            time.sleep(delay_s)
+            return super().points(region)
+
+    return SlowLedger
+
+
 def test_a_slow_live_refresh_pushes_the_next_one_back():
     import asyncio
     import time
 
     from streaming.metrics import BridgeMetrics, LiveRefresh
 
-    class SlowLedger(InMemoryLedger):
-        def points(self, region):
-            time.sleep(0.05)
-            return super().points(region)
-
+    SlowLedger = _slow_ledger(0.05)
     live = LiveRefresh(BridgeMetrics(), every_s=0.01, bands=(6, 24))
     live.scored(["r1", "r2"])
     before = time.monotonic()
@@ -105,15 +113,9 @@ def test_a_slow_live_refresh_pushes_the_next_one_back():
 
 
 def test_a_refresh_slice_stops_at_its_budget_but_always_does_one_region():
-    import time
-
     from streaming.metrics import BridgeMetrics, LiveRefresh
 
-    class SlowLedger(InMemoryLedger):
-        def points(self, region):
-            time.sleep(0.01)
-            return super().points(region)
-
+    SlowLedger = _slow_ledger(0.01)
     live = LiveRefresh(BridgeMetrics(), every_s=1.0, bands=(6, 24))
     regions = [f"r{i}" for i in range(10)]
     assert live.refresh(SlowLedger(), regions, budget_s=0.0) == ["r0"]
