@@ -87,7 +87,6 @@ WEIGHTS_FILE = "lstm_weights.npz"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-
 class LSTMForecaster(Forecaster):
     """LSTM encoder over day blocks + shared per-lead MLP decoder; conformal intervals.
 
@@ -228,7 +227,7 @@ class LSTMForecaster(Forecaster):
             self.__dict__["_weights"] = weights
         return weights
 
-    def _run(self, enc: np.ndarray, dec: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def _run(self, enc: np.ndarray, dec: np.ndarray, base: np.ndarray, leads: np.ndarray | None = None) -> np.ndarray:
         """The network's ratio output for stacked inputs: its forward pass on the weights, in numpy.
 
         The same arithmetic as the Keras model (:meth:`_build`: an LSTM over the day
@@ -242,7 +241,8 @@ class LSTMForecaster(Forecaster):
         out = np.empty(base.shape, dtype=np.float64)
         chunk = 2048  # bounded memory for calibration-sized batches
         for i in range(0, len(enc), chunk):
-            out[i:i + chunk] = forward(w, enc[i:i + chunk], dec[i:i + chunk], base[i:i + chunk])
+            out[i:i + chunk] = forward(w, enc[i:i + chunk], dec[i:i + chunk], base[i:i + chunk],
+                                       None if leads is None else leads[i:i + chunk])
         return out
 
     # -- forecasting ------------------------------------------------------------------
@@ -367,7 +367,7 @@ class LSTMForecaster(Forecaster):
         return out
 
     def predict_series(self, requests: Sequence[SeriesRequest]) -> list[Forecast | GridcastError]:
-        """All requests in ONE network call; feature preparation is array work on the batch.
+        """All requests in ONE network call, its head on the steps asked for; features as array work on the batch.
 
         Per request only the input window is sliced; the calendar comes from a table
         (:meth:`_calendar_rows`), weather terms, lags and intervals are computed on the
@@ -400,7 +400,7 @@ class LSTMForecaster(Forecaster):
         fut_temp = np.stack(futs)
         enc, dec, base, level = inputs(self, np.stack(loads), np.stack(temps), calendar[:, :d], calendar[:, d:],
                                              fut_temp)
-        mean_all = level[:, None] * (1.0 + self._run(enc, dec, base))
+        mean_all = level[:, None] * (1.0 + self._run(enc, dec, base, leads=np.array([requests[i].horizon for i in ok])))
         for k, i in enumerate(ok):
             r = requests[i]
             h = r.horizon

@@ -80,11 +80,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # = 1 / (1 + exp(-x)), without overflow
 
 
-def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np.ndarray) -> np.ndarray:
+def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np.ndarray,
+            leads: np.ndarray | None = None) -> np.ndarray:
     """The Keras network of :func:`build_network`, forward, in float32 numpy.
 
     Keras' LSTM: gates in the order input, forget, cell, output; ``tanh`` activation,
     ``sigmoid`` recurrent activation, zero initial state; the last hidden state out.
+
+    ``leads`` (optional, one count per sample): the head runs on each sample's first
+    ``leads[i]`` steps only, and the later steps come back NaN. The head is per step and
+    most of the network's work, so a batch of short horizons costs what it asks for;
+    the steps computed are the same arithmetic as without ``leads``.
     """
     enc, dec, base = (np.asarray(a, dtype=np.float32) for a in (enc, dec, base))
     b, steps, _ = enc.shape
@@ -105,14 +111,27 @@ def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np
     # materialising the repeated context: the kernel split by input block
     k1 = w["head_1/0"]
     n_dec, n_ctx = dec.shape[-1], context.shape[-1]
-    x = (dec.reshape(b * H, n_dec) @ k1[:n_dec] + per_lead @ k1[n_dec + n_ctx:]).reshape(b, H, -1)
-    x += (context @ k1[n_dec:n_dec + n_ctx] + w["head_1/1"])[:, None, :]
+    dec_rows = dec.reshape(b * H, n_dec)
+    ctx_term = context @ k1[n_dec:n_dec + n_ctx] + w["head_1/1"]
+    if leads is None:
+        x = (dec_rows @ k1[:n_dec] + per_lead @ k1[n_dec + n_ctx:]).reshape(b, H, -1)
+        x += ctx_term[:, None, :]
+        x = x.reshape(b * H, -1)
+    else:  # only the steps asked for: (sample, step) rows with step < leads[sample]
+        counts = np.clip(np.asarray(leads, dtype=np.int64), 0, H)
+        keep = (np.arange(H)[None, :] < counts[:, None]).reshape(-1)
+        x = dec_rows[keep] @ k1[:n_dec] + per_lead[keep] @ k1[n_dec + n_ctx:]
+        x += np.repeat(ctx_term, counts, axis=0)
     np.maximum(x, 0.0, out=x)
-    x = x.reshape(b * H, -1) @ w["head_2/0"]
+    x = x @ w["head_2/0"]
     x += w["head_2/1"]
     np.maximum(x, 0.0, out=x)
-    correction = (x @ w["head_out/0"]).reshape(b, H) + w["head_out/1"][0]
-    return (base + correction).astype(np.float64)
+    rows = (x @ w["head_out/0"])[:, 0] + w["head_out/1"][0]
+    if leads is None:
+        return (base + rows.reshape(b, H)).astype(np.float64)
+    out = np.full((b, H), np.nan)
+    out.reshape(-1)[keep] = base.reshape(-1)[keep] + rows
+    return out
 
 
 def conformal_grid(residuals: np.ndarray, spd: int) -> np.ndarray:

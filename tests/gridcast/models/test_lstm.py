@@ -87,6 +87,26 @@ def test_predict_batch_equals_each_predict(fitted: LSTMForecaster, frame: pd.Dat
         pd.testing.assert_frame_equal(batch[r.id], single, rtol=1e-5)
 
 
+def test_forward_on_the_steps_asked_for_equals_the_whole_head(fitted: LSTMForecaster) -> None:
+    """``leads`` computes each sample's first steps with the same arithmetic, and no others."""
+    from gridcast.models.lstm_net import forward
+
+    w = fitted._net_weights()
+    rng = np.random.default_rng(3)
+    b, H = 5, fitted.H_
+    steps = fitted.params["input_days"]
+    enc = rng.normal(size=(b, steps, w["lstm/0"].shape[0])).astype(np.float32)
+    n_dec = w["head_1/0"].shape[0] - w["context/0"].shape[1] - w["lead_context/0"].shape[1] // H
+    dec = rng.normal(size=(b, H, n_dec)).astype(np.float32)
+    base = rng.normal(size=(b, H)).astype(np.float32)
+    full = forward(w, enc, dec, base)
+    leads = np.array([1, H, 7, 0, H // 2])
+    part = forward(w, enc, dec, base, leads)
+    for i, n in enumerate(leads):
+        np.testing.assert_allclose(part[i, :n], full[i, :n], rtol=1e-6, atol=1e-7)
+        assert np.isnan(part[i, n:]).all()
+
+
 def test_weather_changes_the_forecast(fitted: LSTMForecaster, frame: pd.DataFrame) -> None:
     future = frame.iloc[-HOLDOUT:][[TEMPERATURE]]
     hot = future + 8.0
