@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
 import os
 import platform
 import shutil
@@ -38,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +82,35 @@ def history_from(
     values = np.round(loads * jitter, 3).tolist()
     return [{"timestamp": ts, "load_mw": v} if t is None else {"timestamp": ts, "load_mw": v, "temperature_c": t}
             for ts, v, t in zip(stamps, values, temps)]
+
+
+def columnar_history(
+    base: Sequence[Mapping[str, Any]], *, n: int, rng: np.random.Generator, noise: float = 0.03
+) -> dict:
+    """:func:`history_from` as the columnar payload, built as arrays (no dict per point).
+
+    The same draws give the same JSON as ``columnar(history_from(...))`` (orjson with
+    ``OPT_SERIALIZE_NUMPY``): the load is one jittered array, the rest is built once per
+    ``(base, n)``. What keeps a load generator on one core from being what a benchmark
+    of the batch endpoint measures (64 histories per call).
+
+    Example:
+        >>> import numpy as np, orjson
+        >>> base = [{"timestamp": "2024-01-01T00:00:00+00:00", "load_mw": 100.0, "temperature_c": 5.0},
+        ...         {"timestamp": "2024-01-01T01:00:00+00:00", "load_mw": 110.0}]
+        >>> a = columnar_history(base, n=3, rng=np.random.default_rng(1))
+        >>> b = columnar(history_from(base, n=3, rng=np.random.default_rng(1)))
+        >>> orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(b)
+        True
+    """
+    if not base:
+        raise ValueError("columnar_history needs at least one base observation")
+    stamps, loads, temps = _history_frame(base, n)
+    jitter = 1.0 + noise * rng.standard_normal(n) if noise else np.ones(n)
+    out: dict[str, Any] = {"start": stamps[0], "step": "1h", "load_mw": np.round(loads * jitter, 3)}
+    if any(t is not None for t in temps):
+        out["temperature_c"] = temps
+    return out
 
 
 _FRAMES: dict[tuple, tuple[list[str], np.ndarray, list[float | None]]] = {}
@@ -146,34 +177,90 @@ def base_from_recent(body: Mapping[str, Any]) -> list[dict]:
 # ---- checks --------------------------------------------------------------------------------
 
 
+class AnswerPoint(msgspec.Struct):
+    """What a check reads of a forecast point (other fields are skipped, not decoded)."""
+
+    lower: float | None = None
+    mean: float | None = None
+    upper: float | None = None
+
+
+class ForecastAnswer(msgspec.Struct):
+    """What a check reads of one forecast answer."""
+
+    region: str | None = None
+    model: str | None = None
+    fallback: bool | None = None
+    fallback_reason: str | None = None
+    points: list[AnswerPoint] | None = None
+
+
+class BatchAnswer(msgspec.Struct):
+    results: list[ForecastAnswer] | None = None
+
+
+_ANSWER = msgspec.json.Decoder(ForecastAnswer)
+_BATCH = msgspec.json.Decoder(BatchAnswer)
+
+
+def decode_answer(raw: bytes) -> ForecastAnswer:
+    """A ``/forecast`` body as a :class:`ForecastAnswer` (msgspec: about 4x faster than a dict per point).
+
+    Raises:
+        ValueError: not JSON, or a field of the wrong type (``msgspec.DecodeError`` is one).
+    """
+    return _ANSWER.decode(raw)
+
+
+def decode_batch(raw: bytes) -> BatchAnswer:
+    """A ``/forecast_batch`` body (its ``results``). Raises as :func:`decode_answer`."""
+    return _BATCH.decode(raw)
+
+
 def check_forecast(body: Any, *, region: str, horizon: int, model: str | None = None) -> str | None:
     """Why a forecast answer is wrong, or None when it is right.
 
     Args:
-        body: the decoded JSON of one forecast result.
+        body: one forecast result: a :class:`ForecastAnswer` (:func:`decode_answer`), or
+            its decoded JSON.
         region: the region asked for.
         horizon: the number of steps asked for.
         model: when given, the alias that must have answered (no fallback allowed).
     """
-    if not isinstance(body, Mapping):
-        return f"answer is {type(body).__name__}, not an object"
-    if body.get("region") != region:
-        return f"region {body.get('region')!r} != {region!r}"
-    points = body.get("points")
-    if not isinstance(points, list) or len(points) != horizon:
-        return f"{len(points) if isinstance(points, list) else 'no'} points for horizon {horizon}"
-    for i, p in enumerate(points):
+    if not isinstance(body, ForecastAnswer):
+        if not isinstance(body, Mapping):
+            return f"answer is {type(body).__name__}, not an object"
         try:
-            lo, mean, hi = float(p["lower"]), float(p["mean"]), float(p["upper"])
-        except (KeyError, TypeError, ValueError):
-            return f"points[{i}] lacks lower/mean/upper"
-        if not all(math.isfinite(v) for v in (lo, mean, hi)):
-            return f"points[{i}] is not finite"
-        if not lo <= mean <= hi:
-            return f"points[{i}]: not lower <= mean <= upper ({lo:.1f}, {mean:.1f}, {hi:.1f})"
-    if model is not None and (body.get("model") != model or body.get("fallback")):
-        return f"{body.get('model')!r} answered (fallback: {body.get('fallback_reason')}), not {model!r}"
+            body = msgspec.convert(body, ForecastAnswer)
+        except msgspec.ValidationError as exc:
+            return f"malformed answer: {exc}"
+    if body.region != region:
+        return f"region {body.region!r} != {region!r}"
+    points = body.points
+    if points is None or len(points) != horizon:
+        return f"{'no' if points is None else len(points)} points for horizon {horizon}"
+    if not _points_ok(points):  # the usual case is checked a column at a time; else find the first bad point
+        for i, p in enumerate(points):
+            lo, mean, hi = p.lower, p.mean, p.upper
+            if lo is None or mean is None or hi is None:
+                return f"points[{i}] lacks lower/mean/upper"
+            if not all(math.isfinite(v) for v in (lo, mean, hi)):
+                return f"points[{i}] is not finite"
+            if not lo <= mean <= hi:
+                return f"points[{i}]: not lower <= mean <= upper ({lo:.1f}, {mean:.1f}, {hi:.1f})"
+    if model is not None and (body.model != model or body.fallback):
+        return f"{body.model!r} answered (fallback: {body.fallback_reason}), not {model!r}"
     return None
+
+
+def _points_ok(points: list[AnswerPoint]) -> bool:
+    """Every point has finite ``lower <= mean <= upper`` (a column at a time, no message)."""
+    lo, mean, hi = [p.lower for p in points], [p.mean for p in points], [p.upper for p in points]
+    try:  # finite bounds around the mean: a NaN or infinite mean fails a comparison; None raises
+        return (all(map(math.isfinite, lo)) and all(map(math.isfinite, hi))
+                and all(map(operator.le, lo, mean)) and all(map(operator.le, mean, hi)))
+    except TypeError:
+        return False
 
 
 # ---- the service under test ------------------------------------------------------------------

@@ -53,7 +53,11 @@ import orjson
 from locust import LoadTestShape, between, constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from load_tests.common import MIN_HISTORY, base_from_recent, check_forecast, columnar, history_from, synthetic_base
+from load_tests.common import (MIN_HISTORY, base_from_recent, check_forecast, columnar_history, decode_answer,
+                               decode_batch, history_from, synthetic_base)
+
+#: request bodies: a columnar history's load is a numpy array
+NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 logger = logging.getLogger("gridcast.loadtest")
 
@@ -132,12 +136,12 @@ class _Catalog:
             raise RuntimeError("the service serves no models")
 
 
-def _json(resp: Any) -> Any:
-    """The decoded body, or None after marking the request failed (a 200 that is not JSON)."""
+def _decoded(resp: Any, decode: Any) -> Any:
+    """The body decoded for its check, or None after marking the request failed (not JSON, wrong types)."""
     try:
-        return orjson.loads(resp.content or b"")
-    except ValueError:  # orjson.JSONDecodeError is one
-        resp.failure(f"not JSON: {(resp.text or '')[:200]!r}")
+        return decode(resp.content or b"")
+    except ValueError as exc:  # msgspec's DecodeError / ValidationError are ones
+        resp.failure(f"not a forecast answer ({exc}): {(resp.text or '')[:200]!r}")
         return None
 
 
@@ -160,12 +164,14 @@ class _ForecastUser(FastHttpUser):
         regions = _Catalog.lstm_regions or _Catalog.regions
         region = regions[int(self.rng.integers(len(regions)))]
         n = int(self.rng.choice(HISTORY_POINTS))
-        history = history_from(_Catalog.base[region], n=n, rng=self.rng)
+        base = _Catalog.base[region]
+        history = (columnar_history(base, n=n, rng=self.rng) if os.environ.get("LOADTEST_PAYLOAD") == "columnar"
+                   else history_from(base, n=n, rng=self.rng))
         return {
             "region": region,
             "model": "lstm" if _Catalog.lstm_regions else "best",
             "horizon": int(self.rng.choice(HORIZONS)),
-            "history": columnar(history) if os.environ.get("LOADTEST_PAYLOAD") == "columnar" else history,
+            "history": history,
         }
 
     def cached_query(self) -> dict:
@@ -177,12 +183,12 @@ class _ForecastUser(FastHttpUser):
     # -- requests with checks ----------------------------------------------------------------
     def post_forecast(self, query: dict, name: str) -> None:
         strict = query["model"] if query.get("history") else None
-        with self.client.post("/forecast", data=orjson.dumps(query), headers={"content-type": "application/json"},
+        with self.client.post("/forecast", data=orjson.dumps(query, option=NUMPY), headers={"content-type": "application/json"},
                               name=name, catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
                 return
-            body = _json(resp)
+            body = _decoded(resp, decode_answer)
             if body is None:
                 return
             problem = check_forecast(body, region=query["region"], horizon=query["horizon"], model=strict)
@@ -190,16 +196,16 @@ class _ForecastUser(FastHttpUser):
                 resp.failure(problem)
 
     def post_batch(self, queries: list[dict], name: str) -> None:
-        with self.client.post("/forecast_batch", data=orjson.dumps({"requests": queries}),
+        with self.client.post("/forecast_batch", data=orjson.dumps({"requests": queries}, option=NUMPY),
                               headers={"content-type": "application/json"}, name=name,
                               catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
                 return
-            body = _json(resp)
+            body = _decoded(resp, decode_batch)
             if body is None:
                 return
-            results = body.get("results") if isinstance(body, dict) else None
+            results = body.results
             if not isinstance(results, list) or len(results) != len(queries):
                 resp.failure(f"{len(results) if isinstance(results, list) else 'no'} results for {len(queries)}")
                 return
@@ -273,7 +279,7 @@ class OverloadUser(_ForecastUser):
     @task
     def uncached(self) -> None:
         query = self.uncached_query()
-        with self.client.post("/forecast", data=orjson.dumps(query), headers={"content-type": "application/json"},
+        with self.client.post("/forecast", data=orjson.dumps(query, option=NUMPY), headers={"content-type": "application/json"},
                               name="/forecast [uncached lstm]", catch_response=True) as resp:
             if resp.status_code == 503:
                 retry = resp.headers.get("retry-after")
@@ -291,7 +297,7 @@ class OverloadUser(_ForecastUser):
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
                 return
-            body = _json(resp)
+            body = _decoded(resp, decode_answer)
             if body is not None:
                 problem = check_forecast(body, region=query["region"], horizon=query["horizon"], model=query["model"])
                 if problem:
