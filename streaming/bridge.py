@@ -12,9 +12,10 @@ One loop, one batch at a time (aiokafka's ``examples/local_state_consumer.py`` s
 4. for every region whose newest complete data point moved on, and for every forecast
    request, compute a forecast (:mod:`streaming.forecasting`), write it to the Redis
    cache with a TTL (+ the region's latest-forecast key) and publish it on
-   ``topic_forecasts`` (requests' answers carry their ``request_id``); then score the
-   batch's actuals against the held forecasts they complete (the ledger, :mod:`gridcast.scoring`);
-5. only then commit ``offset + 1`` per partition.
+   ``topic_forecasts`` (requests' answers carry their ``request_id``);
+5. score the batch's actuals against the held forecasts they complete (the ledger,
+   :mod:`gridcast.scoring`) while the next batch is fetched and forecast (one scoring in
+   flight), and only then commit ``offset + 1`` per partition.
 
 A failure in 2–5 (Redis, Kafka or the service away) retries the WHOLE batch with
 backoff until it succeeds — nothing is committed before, so nothing is lost, and
@@ -52,7 +53,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pandas as pd
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from gridcast.cache import AsyncRedisForecastCache, cache_key, latest_forecast_key
@@ -62,9 +63,10 @@ from gridcast.state import StateStoreUnavailable
 from gridcast.state_redis import AsyncRedisStateStore
 from gridcast.stores import make_async_state_store
 from streaming.forecasting import ForecastUnavailable, Job, StreamForecaster, make_forecaster
+from streaming.rebalance import Rebalance
 from streaming.restore import ensure_topics, restore_window
 from streaming.windows import Windows
-from streaming.messages import InvalidMessage, parse_observation, parse_request
+from streaming.messages import InvalidMessage, json_default, parse_observation, parse_request
 from streaming.vintages import parse_weather
 from streaming.metrics import BridgeMetrics, LiveRefresh, PeriodicLog
 from gridcast.settings import Settings
@@ -83,12 +85,13 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     return (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
-def _json_default(obj: Any) -> Any:
-    """numpy scalars as numbers (orjson would stringify them), anything else as text."""
-    import numpy as np
+@dataclass
+class _Handled:
+    """A batch after its writes and forecasts: its actuals by region, still to be scored, and its counts."""
 
-    return obj.item() if isinstance(obj, np.generic) else str(obj)
-
+    rows: dict[str, list[tuple[int, str]]]
+    consumed: int
+    dead: int
 
 
 class _Stopping(Exception):
@@ -104,29 +107,6 @@ class _Trigger:
     partition: int
     offset: int
     produced_ms: int
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Wait for the batch in flight: it commits its offsets before the partitions go.
-        async with self.bridge._inflight:
-            await self.bridge._flush_commits()
-            self.bridge._windows.clear()
-            logger.info("bridge: partitions revoked: %s", _fmt_tps(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.bridge.assigned = set(assigned)
-        self.bridge._windows.clear()
-        # checked by the loop before the next batch: is Redis behind on these partitions?
-        self.bridge._to_check = {tp for tp in assigned if tp.topic == self.bridge.settings.topic_observations}
-        logger.info("bridge: partitions assigned: %s", _fmt_tps(assigned))
-
-
-def _fmt_tps(tps: set[TopicPartition]) -> str:
-    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in tps)) or "none"
 
 
 class Bridge:
@@ -159,6 +139,7 @@ class Bridge:
         self._next_offset: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._commit_task: asyncio.Task | None = None
+        self._score_task: asyncio.Task | None = None
         self._to_commit: dict[TopicPartition, int] = {}
         self._transient = TRANSIENT + _redis_errors()
         self.state: AsyncRedisStateStore | None = None
@@ -205,7 +186,7 @@ class Bridge:
                 request_timeout_ms=max(40_000, s.stream_session_timeout_ms + 5000),
             )
             self._consumer = consumer
-            consumer.subscribe([s.topic_observations, s.topic_requests, s.topic_weather], listener=_Rebalance(self))
+            consumer.subscribe([s.topic_observations, s.topic_requests, s.topic_weather], listener=Rebalance(self))
             await self._retrying("start consumer", consumer.start)
             logger.info("bridge: consuming %s, %s, %s as group %r (forecasts via %s)", s.topic_observations,
                         s.topic_requests, s.topic_weather, s.consumer_group, s.forecast_via)
@@ -214,10 +195,10 @@ class Bridge:
         except _Stopping:
             pass
         finally:
-            if self._commit_task is not None and not self._commit_task.done():
-                self._commit_task.cancel()  # only after a failure: those messages are redelivered
-            if self._commit_task is not None:
-                await asyncio.gather(self._commit_task, return_exceptions=True)
+            tasks = [t for t in (self._score_task, self._commit_task) if t is not None]
+            for task in tasks:
+                task.cancel()  # unfinished only after a failure: those messages are redelivered
+            await asyncio.gather(*tasks, return_exceptions=True)
             if consumer is not None:
                 await consumer.stop()  # leaves the group: partitions move to the others now
             if self.producer is not None:
@@ -240,8 +221,8 @@ class Bridge:
             )
             if batch:
                 async with self._inflight:
-                    await self._retrying("process batch", lambda: self._handle(batch), drain=True)
-                    self._commit_soon({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                    handled = await self._retrying("process batch", lambda: self._handle(batch), drain=True)
+                    await self._score_soon(handled, {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
             self._update_lag(consumer)
             await self.live.maybe_refresh(self.ledger)
             periodic.maybe_log()
@@ -288,7 +269,8 @@ class Bridge:
         self._commit_task = asyncio.create_task(self._commit(self._consumer, pending))
 
     async def _flush_commits(self) -> None:
-        """Wait for the commit in flight, then commit what is left (rebalance, shutdown)."""
+        """Wait for the scoring and the commit in flight, then commit what is left (rebalance, shutdown)."""
+        await self._scored()
         if self._commit_task is not None:
             await self._commit_task
             self._commit_task = None
@@ -344,7 +326,7 @@ class Bridge:
                            ", ".join(f"{tp.topic}[{tp.partition}]@{a}..{z}" for tp, (a, z) in spans.items()))
 
     # ---- one batch -------------------------------------------------------------------
-    async def _handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+    async def _handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> _Handled:
         s = self.settings
         now = self.clock()
         rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -400,15 +382,34 @@ class Bridge:
             await self._deliver(all_jobs, results, trigger_of)
         for region in due:
             self._origin[region] = written[region][1]
-        # every actual (a redelivered one too: scoring is idempotent) scores the forecasts it
-        # completes: after this batch's forecasts are out (they cannot be scored by its own
-        # actuals), so scoring is not in their latency; before the commit, so none is lost
-        self.metrics.inc("scored", await asyncio.to_thread(self._score, rows))
-        valid = consumed - len(dead)
-        self.metrics.inc("consumed", consumed)
-        self.metrics.inc("processed", valid)
-        if dead:
-            self.metrics.inc("dead_lettered", len(dead))
+        return _Handled(rows, consumed, len(dead))  # scored by _score_soon, while the next batch is fetched
+
+    async def _score_soon(self, handled: _Handled, offsets: dict[TopicPartition, int]) -> None:
+        """Score a handled batch's actuals in the background, then count it processed and commit it.
+
+        Every actual (a redelivered one too: scoring is idempotent) scores the forecasts it
+        completes, after its batch's forecasts are out and before its commit, so none is
+        lost. One scoring at a time, in batch order (bounded; commits never go backwards):
+        it overlaps the next batch's fetch and forecasts only.
+        """
+        await self._scored()
+        self._score_task = asyncio.create_task(self._score_then_commit(handled, offsets))
+
+    async def _score_then_commit(self, handled: _Handled, offsets: dict[TopicPartition, int]) -> None:
+        if handled.rows:
+            n = await self._retrying("score", lambda: asyncio.to_thread(self._score, handled.rows), drain=True)
+            self.metrics.inc("scored", n)
+        self.metrics.inc("consumed", handled.consumed)
+        self.metrics.inc("processed", handled.consumed - handled.dead)
+        if handled.dead:
+            self.metrics.inc("dead_lettered", handled.dead)
+        self._commit_soon(offsets)
+
+    async def _scored(self) -> None:
+        """Wait for the scoring in flight (its error, if any, is raised here: fail loudly)."""
+        task, self._score_task = self._score_task, None
+        if task is not None:
+            await task
 
     def _score(self, rows: Mapping[str, list[tuple[int, str]]]) -> int:
         """Score the batch's actuals, every region in one pipelined pass; the number of points scored."""
@@ -448,7 +449,7 @@ class Bridge:
                 "topic": trig.topic, "partition": trig.partition, "offset": trig.offset,
                 "produced_ms": trig.produced_ms,
             })
-            payload = orjson.dumps(result, default=_json_default)  # once: cache keys and topic share the bytes
+            payload = orjson.dumps(result, default=json_default)  # once: cache keys and topic share the bytes
             if "error" in result:
                 self.metrics.inc("forecast_errors")
                 if job.request_id is None:

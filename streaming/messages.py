@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import orjson
 from dataclasses import dataclass
 from datetime import datetime
@@ -174,3 +175,8 @@ def parse_request(raw: bytes | None, *, settings: Settings) -> tuple[str, dict[s
     if query.horizon > settings.max_horizon:
         raise InvalidMessage(f"field 'horizon' must be 1..{settings.max_horizon}", field="horizon")
     return request_id, query.model_dump(mode="json", exclude_none=True)
+
+
+def json_default(obj: Any) -> Any:
+    """How a published forecast writes what orjson does not: numpy scalars as numbers, anything else as text."""
+    return obj.item() if isinstance(obj, np.generic) else str(obj)

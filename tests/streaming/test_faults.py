@@ -264,6 +264,66 @@ async def test_publish_failing_after_the_redis_write_moves_no_offset_and_the_bat
         assert published.count((region, last.isoformat())) == 1
 
 
+async def test_scoring_failing_after_the_forecasts_are_out_moves_no_offset_and_the_batch_is_rescored(
+    stream, monkeypatch
+):
+    """Scoring runs behind a batch's forecasts (overlapping the next batch); the batch commits only once scored."""
+    import redis
+
+    from gridcast.scoring import RedisLedger
+
+    s = stream.settings
+    regions = ["a", "b"]
+    docs = observations(regions, 48)
+    first, second = docs[:48], docs[48:]
+    failing = False
+    refused: list[int] = []
+    real_score_many = RedisLedger.score_many
+
+    def score_many(self, actuals):
+        if failing:
+            refused.append(len(actuals))
+            raise redis.ConnectionError("injected: the ledger cannot be reached")
+        return real_score_many(self, actuals)
+
+    monkeypatch.setattr(RedisLedger, "score_many", score_many)
+    last = pd.Timestamp(docs[-1]["timestamp"])
+    a = Bridge(s)
+    task_a = await start(a)
+    try:
+        await produce(s.kafka_bootstrap, s.topic_observations, first)
+        ends = await end_offsets(s)
+        await wait_for(lambda: _equal(committed_offsets(s), ends), what="the first day committed")
+        before, processed = await committed_offsets(s), a.metrics.counts["processed"]
+
+        failing = True
+        await produce(s.kafka_bootstrap, s.topic_observations, second)
+        await wait_for(lambda: all(stream.latest(r) and pd.Timestamp(stream.latest(r)["origin"]) == last
+                                   for r in regions) and len(refused) >= 3,
+                       what="the second day's forecasts out and its scoring refused three times")
+        assert await committed_offsets(s) == before  # forecast, not scored: not committed
+        assert a.metrics.counts["processed"] == processed
+        a.stop()  # while scoring still fails: it leaves without committing
+        await asyncio.wait_for(task_a, 60)
+    finally:
+        a.stop()
+        if not task_a.done():
+            task_a.cancel()
+    assert await committed_offsets(s) == before
+
+    failing = False
+    b = Bridge(s)
+    task_b = await start(b)
+    try:
+        await wait_for(lambda: _equal(committed_offsets(s), end_offsets(s)), what="everything committed")
+    finally:
+        b.stop()
+        await asyncio.wait_for(task_b, 60)
+    assert b.metrics.counts["processed"] == len(second)  # the unscored batch came again, once
+    assert b.metrics.counts["scored"] > 0  # and its actuals scored the first day's forecasts
+    check_result(stream, docs, regions, 48)
+
+
 async def _equal(a, b) -> bool:
     """Both sides awaited when they are awaitables (the helpers are coroutines)."""
     a = await a if asyncio.iscoroutine(a) else a
