@@ -31,6 +31,9 @@ Pacing: users are closed-loop (next request as soon as the answer is in) unless
 ``LOADTEST_USER_RATE`` (requests/s per user) is set; then :func:`poisson_throughput`
 gives Poisson arrivals at users × rate in total (the cached-latency benchmark).
 
+Warm-up inside a run: ``LOADTEST_MEASURE_AFTER_S`` restarts the statistics that many
+seconds in (the overload benchmark leaves its arrival burst out that way).
+
 Load shape: plain runs use ``--users``/``--spawn-rate``/``--run-time`` (defaults in
 ``[tool.locust]`` of pyproject.toml). ``LOADTEST_SHAPE=step`` switches on
 :class:`StepLoadShape`: ``LOADTEST_STEPS`` equal steps up to ``--users`` across
@@ -359,6 +362,21 @@ class StepLoadShape(LoadTestShape):
         step = min(steps, int(elapsed // (total / steps)) + 1)
         users = max(1, round(opts.num_users * step / steps))
         return users, max(float(opts.spawn_rate or users), 1.0)
+
+
+@events.test_start.add_listener
+def _measure_after(environment: Any, **_: Any) -> None:
+    """``LOADTEST_MEASURE_AFTER_S``: statistics restart that many seconds into the run.
+
+    What comes before is a warm-up inside the same run: the users keep running, only
+    the figures start again (an overload run leaves out its arrival burst, every
+    user's first request in the same instant).
+    """
+    delay = float(os.environ.get("LOADTEST_MEASURE_AFTER_S") or 0)
+    if delay > 0:
+        import gevent
+
+        gevent.spawn_later(delay, environment.stats.reset_all)
 
 
 @events.quitting.add_listener
