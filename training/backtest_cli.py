@@ -44,8 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def model_factories(aliases: list[str], *, settings, country: str | None, tz: str | None,
-                    quick: bool = False) -> dict[str, Any]:
-    """name -> a function returning a new forecaster configured from the settings."""
+                    quick: bool = False, verbose: int = 0) -> dict[str, Any]:
+    """name -> a function returning a new forecaster configured from the settings.
+
+    The one place where a model's constructor arguments come from the settings: the
+    backtest and ``gridcast train`` (``train_cli._make``) both build their models here.
+    ``verbose``: the LSTM's Keras progress (0 in backtests, one line per epoch in training).
+    """
     from gridcast.models.base import REGISTRY, make
 
     unknown = [a for a in aliases if a not in REGISTRY]
@@ -59,7 +64,7 @@ def model_factories(aliases: list[str], *, settings, country: str | None, tz: st
             return {"window_weeks": settings.sarimax_window_weeks, "country": country, "tz": tz,
                     "long_window_weeks": settings.sarimax_long_window_weeks, **({"maxiter": 10} if quick else {})}
         if alias == "lstm":
-            return {"country": country, "tz": tz, "seed": settings.seed, "quick": quick, "verbose": 0}
+            return {"country": country, "tz": tz, "seed": settings.seed, "quick": quick, "verbose": verbose}
         if alias == "ensemble":
             # the SARIMAX member is refitted weekly inside the ensemble (seconds), the
             # LSTM member only when the ensemble itself is refitted (minutes); the buffer
@@ -70,7 +75,12 @@ def model_factories(aliases: list[str], *, settings, country: str | None, tz: st
                     "buffer_days": max(settings.sarimax_window_weeks, settings.sarimax_long_window_weeks) * 7 + 7}
         return {}
 
-    return {a: (lambda a=a: make(a, **params(a))) for a in aliases}
+    def build(alias: str):
+        # the LSTM also reads its sizes (input days, units, epochs ...) from the settings object
+        # itself; not through params: an ensemble saves its members' params as JSON
+        return make(alias, **params(alias), **({"settings": settings} if alias == "lstm" else {}))
+
+    return {a: (lambda a=a: build(a)) for a in aliases}
 
 
 def run(args: argparse.Namespace) -> int:

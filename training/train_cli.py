@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import inspect
 import logging
 import platform
 import time
@@ -153,13 +152,12 @@ def available_aliases(wanted: Sequence[str]) -> list[str]:
 
 
 def _make(alias: str, *, quick: bool, settings: Settings, country: str | None, tz: str | None) -> Forecaster:
-    """A new forecaster, given the constructor arguments it accepts (quick, settings, calendar)."""
-    from gridcast.models.base import get_class
+    """A new forecaster configured as the backtest builds it (``backtest_cli.model_factories``: one factory,
+    so a setting such as ``GRIDCAST_SARIMAX_LONG_WINDOW_WEEKS`` reaches the trained model as it reaches the
+    backtest); the LSTM reports its epochs here (``verbose`` 2)."""
+    from training.backtest_cli import model_factories
 
-    klass = get_class(alias)
-    accepted = inspect.signature(klass.__init__).parameters
-    offered = {"quick": quick, "settings": settings, "country": country, "tz": tz}
-    return klass(**{k: v for k, v in offered.items() if k in accepted})
+    return model_factories([alias], settings=settings, country=country, tz=tz, quick=quick, verbose=2)[alias]()
 
 
 def data_hash(frame: pd.DataFrame) -> str:

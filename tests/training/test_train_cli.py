@@ -101,3 +101,20 @@ def test_ensure_quick_serves_demo_models_once(bento_home, capsys) -> None:
     assert main(["train", "--ensure-quick"]) == 0
     assert store.served_tags() == tags
     assert capsys.readouterr().out.count("served: ") == 12
+
+
+def test_trained_models_are_built_from_the_settings_as_the_backtest_builds_them() -> None:
+    """One factory: a user's SARIMAX windows reach ``gridcast train``'s models, not only the backtest's."""
+    from gridcast.settings import Settings
+    from training.backtest_cli import model_factories
+    from training.train_cli import _make
+
+    settings = Settings(sarimax_window_weeks=5, sarimax_long_window_weeks=0, lstm_epochs=3)
+    trained = _make("sarimax", quick=False, settings=settings, country="ES", tz="Europe/Madrid")
+    backtested = model_factories(["sarimax"], settings=settings, country="ES", tz="Europe/Madrid")["sarimax"]()
+    assert trained.params["window_weeks"] == backtested.params["window_weeks"] == 5
+    assert trained.params["long_window_weeks"] == backtested.params["long_window_weeks"] == 0
+    assert trained.params == backtested.params
+    ensemble = _make("ensemble", quick=False, settings=settings, country="ES", tz="Europe/Madrid")
+    assert ensemble.member_params["sarimax"]["long_window_weeks"] == 0
+    assert _make("lstm", quick=False, settings=settings, country=None, tz=None).params["epochs"] == 3
