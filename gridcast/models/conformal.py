@@ -19,8 +19,10 @@ can be answered by interpolation, and stored as plain arrays (exact through
 save/load).
 
 Used by SARIMAX (scores normalised by its standard error), the seasonal naive (its
-relative seasonal differences, one band) and the ensemble (the combination's relative
-errors, kept online in a rolling :class:`ScoreWindow`).
+relative seasonal differences, one band), the ensemble (the combination's relative
+errors, kept online in a rolling :class:`ScoreWindow`, with an adaptive scale:
+:func:`adapt_log_scale`) and the LSTM (the same adaptive scale from its own misses,
+:class:`OnlineCalibration`, over its fit-time quantiles).
 
 Example:
     >>> import numpy as np
@@ -33,9 +35,12 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from gridcast.models.weights import PendingForecasts
 
 #: the levels (percent) at which the quantiles are stored; others are interpolated
 GRID = np.concatenate([np.arange(1.0, 99.0, 1.0), [99.0, 99.5]])
@@ -196,3 +201,95 @@ class ScoreWindow:
         return cls(window_ns=window_ns, times=np.asarray(arrays[f"{prefix}times"], dtype=np.int64),
                    leads=np.asarray(arrays[f"{prefix}leads"], dtype=np.int64),
                    scores=np.asarray(arrays[f"{prefix}scores"], dtype=float))
+
+
+#: an online scale of calibrated intervals stays within [1/4, 4]
+MAX_LOG_SCALE = float(np.log(4.0))
+
+
+def adapt_log_scale(log_scale: float, adapt_rate: float, lower_errors: np.ndarray, upper_errors: np.ndarray) -> float:
+    """One step of an interval's adaptive scale (adaptive conformal inference); the new ``log s``.
+
+    ``lower_errors`` / ``upper_errors``: relative errors ``(b − y) / |y|`` of the lower and
+    upper bounds of the served 90 % intervals of the targets just observed (NaN: not
+    served, skipped). Each target moves ``log s`` by ``adapt_rate · (missed − 0.1)``,
+    ``missed`` whether it fell outside (below the lower bound: ``e_lo > 0``, above the
+    upper: ``e_hi < 0``), within ±:data:`MAX_LOG_SCALE`: the long-run share of misses is
+    brought to 10 % whatever the scores the bounds came from. The one implementation, for
+    the ensemble and the LSTM.
+    """
+    lo, hi = np.asarray(lower_errors, dtype=float), np.asarray(upper_errors, dtype=float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    missed = (lo[ok] > 0) | (hi[ok] < 0)
+    return float(np.clip(log_scale + adapt_rate * np.sum(missed - 0.1), -MAX_LOG_SCALE, MAX_LOG_SCALE))
+
+
+@dataclass(eq=False)
+class OnlineCalibration:
+    """A single model's fit-time intervals, rescaled online from its own misses as actuals arrive.
+
+    The ensemble's adaptive scale (:func:`adapt_log_scale`) for a model that has a
+    fit-time calibration: every forecast served from the model's own state is remembered
+    with its 90 % bounds (:meth:`remember`); :meth:`observe` scores those whose targets
+    the new actuals reach, and every scored target moves the scale. The served bounds are
+    the fit-time ones times the scale, ``ŷ · (1 + s · q_fit(L))`` (their per-lead,
+    asymmetric shape kept). So the intervals follow the errors the model makes with the
+    weather it is actually fed (observed: narrower; a forecast: wider), not the weather
+    error simulated at fit time.
+
+    Why the scale alone and not also the ensemble's rolling window of scores (tried, on a
+    replay of the LSTM's day-ahead backtest forecasts of the validation years Spain 2017
+    and Victoria 2013, noisy weather):
+    both bring the 90 % coverage to nominal (scale: 89.9 / 89.5 %, window + scale: 89.7 /
+    89.8 %, fit-time alone: 92.8 / 92.2 %), but the window's symmetric bands are wider for
+    the same coverage (mean 90 % width 10.0 vs 11.6 % of the load on Spain, 20.5 vs 21.7 %
+    on Victoria) and cover 94.1–94.3 % at 95 % (the scale: 95.1 / 96.0 %).
+
+    The scale is state (``to_arrays``, exact); the forecasts waiting for their actuals
+    are not (a loaded model remembers afresh, like the ensemble).
+    """
+
+    n_leads: int
+    pending: PendingForecasts
+    adapt_rate: float = 0.02
+    log_scale: float = 0.0
+    #: forecasts are remembered on the serving path, which may run in several threads
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def empty(cls, *, n_leads: int, step_ns: int, adapt_rate: float = 0.02) -> OnlineCalibration:
+        """No misses seen yet: the fit-time bounds as they are."""
+        return cls(n_leads=int(n_leads), pending=PendingForecasts(step_ns=step_ns), adapt_rate=float(adapt_rate))
+
+    @property
+    def scale(self) -> float:
+        return float(np.exp(self.log_scale))
+
+    def remember(self, start_ns: int, mean: np.ndarray, lower90: np.ndarray, upper90: np.ndarray) -> None:
+        """A forecast served from the model's own state (first target at ``start_ns``), to score later."""
+        with self.lock:
+            self.pending.add(int(start_ns), np.vstack([mean, lower90, upper90])[:, :self.n_leads])
+
+    def observe(self, times: np.ndarray, actual: np.ndarray) -> bool:
+        """Score the remembered forecasts on actuals at ``times`` (epoch ns); whether the scale moved."""
+        before = self.log_scale
+        with self.lock:
+            for _, errors in self.pending.score(times, actual):
+                self.log_scale = adapt_log_scale(self.log_scale, self.adapt_rate, errors[:, 1], errors[:, 2])
+        return self.log_scale != before
+
+    def relative_bounds(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The served relative bounds (bound = ``ŷ · (1 + lo)``) for the fit-time ones given."""
+        return self.scale * np.asarray(lower, dtype=float), self.scale * np.asarray(upper, dtype=float)
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}log_scale": np.array(self.log_scale)}
+
+    def restore(self, arrays, prefix: str) -> OnlineCalibration:
+        """This (empty) calibration with the scale of :meth:`to_arrays` (as is when absent)."""
+        self.log_scale = float(arrays[f"{prefix}log_scale"]) if f"{prefix}log_scale" in arrays else 0.0
+        return self
+
+    def summary(self) -> dict[str, object]:
+        """For the saved metadata."""
+        return {"interval_scale": self.scale, "adapt_rate": self.adapt_rate}

@@ -92,7 +92,7 @@ import pandas as pd
 from gridcast.errors import InsufficientDataError, UserInputError
 from gridcast.guard import PlausibleBand, implausible
 from gridcast.models.base import Forecaster, ForecastRequest, check_level, interval_columns, make
-from gridcast.models.conformal import LeadQuantiles, ScoreWindow
+from gridcast.models.conformal import LeadQuantiles, ScoreWindow, adapt_log_scale
 from gridcast.models.weights import LeadWeights, PendingForecasts
 from gridcast.schema import LOAD, WEATHER, infer_freq, steps_per_day
 
@@ -102,8 +102,6 @@ MEMBERS_DIR = "members"
 BUFFER_FILE = "buffer.parquet"
 WEIGHTS_FILE = "weights.npz"
 CALIBRATION_PREFIX = "calibration_"
-#: the online scale of the calibrated intervals stays within [1/4, 4]
-MAX_LOG_SCALE = float(np.log(4.0))
 
 
 class EnsembleForecaster(Forecaster):
@@ -420,13 +418,8 @@ class EnsembleForecaster(Forecaster):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     score = np.abs(errors[:, m]) / np.abs(1.0 + errors[:, m])
                 self.window_.add(np.full(len(leads), int(times.max())), leads, score)
-                # adaptive conformal: the served 90 % interval missed (below its lower bound:
-                # e_lo > 0, above its upper: e_hi < 0) -> wider, covered -> narrower
-                lo, hi = errors[:, m + 1], errors[:, m + 2]
-                ok = np.isfinite(lo) & np.isfinite(hi)
-                missed = (lo[ok] > 0) | (hi[ok] < 0)
-                self.log_scale_ = float(np.clip(self.log_scale_ + self.adapt_rate * np.sum(missed - 0.1),
-                                                -MAX_LOG_SCALE, MAX_LOG_SCALE))
+                # adaptive conformal: the served 90 % interval's misses move the scale (shared with the LSTM)
+                self.log_scale_ = adapt_log_scale(self.log_scale_, self.adapt_rate, errors[:, m + 1], errors[:, m + 2])
             if scored:
                 self._set_learner(self.learner_)
                 self._set_window(self.window_)

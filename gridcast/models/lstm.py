@@ -27,7 +27,12 @@ Design, and why:
   slightly more accurate network at no cost when forecasting.
 * **Intervals.** Split-conformal: relative residuals on the time-ordered validation
   split, per lead (pooled over neighbouring leads), with and without weather; stored
-  as a quantile grid, so any level can be served.
+  as a quantile grid, so any level can be served. Then rescaled **online** from the
+  model's own misses (:class:`~gridcast.models.conformal.OnlineCalibration`, the
+  ensemble's adaptive scale): forecasts from the model's state are remembered and
+  ``update`` scores them. The fit-time errors come from a simulated weather error; the
+  misses, from the weather the model is actually fed (oracle or a forecast), which is
+  what its intervals must hold.
 
 Example:
     >>> from training.data.synthetic import generate
@@ -40,7 +45,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -61,15 +65,9 @@ from gridcast.models.base import (
     fill_gaps,
     interval_columns,
 )
-from gridcast.models.lstm_features import CALENDAR_FLAGS, LEGACY_FLAGS, calendar, inputs, lag_periods
-from gridcast.models.lstm_net import (
-    MAX_MISSING_SHARE,
-    NET_LAYERS,
-    WEATHER_TERMS,
-    build_network,
-    forward,
-    grid_quantile,
-)
+from gridcast.models.conformal import OnlineCalibration
+from gridcast.models.lstm_features import CALENDAR_FLAGS, LEGACY_FLAGS, calendar, inputs
+from gridcast.models.lstm_net import MAX_MISSING_SHARE, NET_LAYERS, build_network, forward, grid_quantile
 from gridcast.series import Series
 from gridcast.schema import LOAD, TEMPERATURE
 
@@ -82,6 +80,7 @@ MODEL_FILE = "lstm.keras"
 ARRAYS_FILE = "lstm_arrays.npz"
 #: the network's weights as arrays (what forecasting reads: no TensorFlow needed)
 WEIGHTS_FILE = "lstm_weights.npz"
+ONLINE_PREFIX = "online_"
 # TensorFlow's C++ start-up chatter (oneDNN notices, CPU-feature hints) buries the
 # CLI's own output; set before TensorFlow is first imported (a user's value wins)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,6 +116,8 @@ class LSTMForecaster(Forecaster):
     """
 
     alias = "lstm"
+    format_version = 2  # 2: + the online calibration's scale (lstm_arrays.npz)
+    older_formats = (1,)  # read without it: the fit-time intervals until misses are scored
 
     def __init__(
         self,
@@ -329,7 +330,7 @@ class LSTMForecaster(Forecaster):
         if key not in cache:
             grid = self.quantiles_["weather" if has_weather else "no_weather"]
             alpha = 1 - level / 100
-            cache[key] = (grid_quantile(grid, alpha / 2), grid_quantile(grid, 1 - alpha / 2))
+            cache[key] = self.online_.relative_bounds(grid_quantile(grid, alpha / 2), grid_quantile(grid, 1 - alpha / 2))
         return cache[key]
 
     def predict(
@@ -411,6 +412,9 @@ class LSTMForecaster(Forecaster):
                 lo_q, hi_q = self._interval_quantiles(has_weather, int(lv))
                 lower[int(lv)] = np.minimum(mean * (1 + lo_q[:h]), mean)
                 upper[int(lv)] = np.maximum(mean * (1 + hi_q[:h]), mean)
+            if r.history is None:  # from the model's own state: scored by `update` (online calibration)
+                lo_q, hi_q = self._interval_quantiles(has_weather, 90)
+                self.online_.remember((int(last[k]) + step) * 10**9, mean, mean * (1 + lo_q[:h]), mean * (1 + hi_q[:h]))
             out[i] = Forecast(int(last[k]) + step, step, mean, lower, upper)
         return out
 
@@ -420,7 +424,11 @@ class LSTMForecaster(Forecaster):
         return self.window_
 
     def update(self, new_observations: pd.DataFrame) -> Self:
-        """Append actuals to the stored context (no refit); the next forecast starts after them."""
+        """Append actuals to the context (no refit; the next forecast starts after them); score the remembered
+        forecasts they reach (online calibration)."""
+        if LOAD in new_observations and self.online_.observe(
+                pd.DatetimeIndex(new_observations.index).as_unit("ns").asi8, new_observations[LOAD].to_numpy(float)):
+            self.__dict__.pop("_q_cache", None)
         cols = list(self.context_.columns)
         new = new_observations[[c for c in cols if c in new_observations]]
         ctx = pd.concat([self.context_, new])
@@ -432,23 +440,6 @@ class LSTMForecaster(Forecaster):
         return self
 
     # -- persistence --------------------------------------------------------------------
-    def _feature_spec(self) -> dict[str, Any]:
-        return {
-            "target": f"{LOAD} / mean({LOAD} over the input window) - 1",
-            "encoder": f"{self.params['input_days']} day blocks: load ratio profile, calendar at block end, "
-                       "mean temperature, temperature presence",
-            "decoder": "calendar_features (Fourier " + json.dumps(self.fourier_) + f", {', '.join(self.flags_)}, weekday), "
-                       f"weather_features ({', '.join(WEATHER_TERMS)}) + presence flag + their change since each "
-                       "lagged step, load ratio lags "
-                       f"{lag_periods(self)} steps and last value, lead",
-            "country": self.params["country"],
-            "holidays": self.holidays_,
-            "tz": self.params["tz"],
-            "freq": self.freq_,
-            "horizon_steps": self.H_,
-            "intervals": "split-conformal relative residuals per lead (validation split), with/without weather",
-        }
-
     def _state(self) -> dict[str, Any]:
         ctx = self.context_
         return {
@@ -464,6 +455,7 @@ class LSTMForecaster(Forecaster):
             "epochs_run_": self.epochs_run_,
             "val_loss_": self.val_loss_,
             "feature_spec_": self.feature_spec_,
+            "online_calibration": self.online_.summary(),
             "context_index": [t.isoformat() for t in ctx.index],
             "context": {c: [None if not np.isfinite(v) else float(v) for v in ctx[c].to_numpy(float)]
                         for c in ctx.columns},
@@ -471,7 +463,8 @@ class LSTMForecaster(Forecaster):
 
     def _save(self, directory: Path) -> None:
         self.model_.save(directory / MODEL_FILE)
-        np.savez(directory / ARRAYS_FILE, **{f"q_{k}": v for k, v in self.quantiles_.items()})
+        np.savez(directory / ARRAYS_FILE, **{f"q_{k}": v for k, v in self.quantiles_.items()},
+                 **self.online_.to_arrays(ONLINE_PREFIX))
         np.savez(directory / WEIGHTS_FILE, **self._net_weights())
 
     def _restore(self, state: dict[str, Any], directory: Path) -> None:
@@ -496,5 +489,10 @@ class LSTMForecaster(Forecaster):
         else:
             self.__dict__.pop("_weights", None)
         with np.load(directory / ARRAYS_FILE) as arrays:
-            self.quantiles_ = {k[2:]: arrays[k] for k in arrays.files}
+            self.quantiles_ = {k[2:]: arrays[k] for k in arrays.files if k.startswith("q_")}
+            self.online_ = self._new_online().restore(arrays, ONLINE_PREFIX)  # format 1: scale 1
         self._reset_caches()
+
+    def _new_online(self) -> OnlineCalibration:
+        """No misses scored yet: the fit-time intervals (``fit``, a model saved before the scale)."""
+        return OnlineCalibration.empty(n_leads=self.H_, step_ns=self._step_s * 10**9)

@@ -7,13 +7,15 @@ so a served forecast sees exactly the features the network was trained on.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from gridcast.features import COOLING_BASE_C, DAY_TYPES, HEATING_BASE_C, calendar_features
-from gridcast.models.lstm_net import FLAGS
+from gridcast.models.lstm_net import FLAGS, WEATHER_TERMS
+from gridcast.schema import LOAD
 
 #: calendar columns (besides the Fourier terms and weekday) of a model trained now: the
 #: weekend flag and every day type of :mod:`gridcast.calendar` (holidays national,
@@ -117,4 +119,22 @@ def inputs(
     base = lags[-2] if len(lags) > 1 else lags[-1]
     return encoder.astype(np.float32), decoder.astype(np.float32), base.astype(np.float32), level
 
-# -- network --------------------------------------------------------------------
+
+def feature_spec(model: Any) -> dict[str, Any]:
+    """The LSTM's features in words, saved with the model (``feature_spec_``)."""
+    return {
+        "target": f"{LOAD} / mean({LOAD} over the input window) - 1",
+        "encoder": f"{model.params['input_days']} day blocks: load ratio profile, calendar at block end, "
+                   "mean temperature, temperature presence",
+        "decoder": "calendar_features (Fourier " + json.dumps(model.fourier_) + f", {', '.join(model.flags_)}, weekday), "
+                   f"weather_features ({', '.join(WEATHER_TERMS)}) + presence flag + their change since each "
+                   "lagged step, load ratio lags "
+                   f"{lag_periods(model)} steps and last value, lead",
+        "country": model.params["country"],
+        "holidays": model.holidays_,
+        "tz": model.params["tz"],
+        "freq": model.freq_,
+        "horizon_steps": model.H_,
+        "intervals": "split-conformal relative residuals per lead (validation split), with/without weather; "
+                     "rescaled online by the model's own misses as actuals arrive (adaptive conformal)",
+    }

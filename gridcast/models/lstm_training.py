@@ -15,7 +15,7 @@ import pandas as pd
 
 from gridcast.errors import InsufficientDataError
 from gridcast.models.lstm_features import calendar as calendar_table
-from gridcast.models.lstm_features import inputs
+from gridcast.models.lstm_features import feature_spec, inputs
 from gridcast.models.lstm_net import (
     ANNUAL_MIN_DAYS,
     FOURIER,
@@ -118,7 +118,8 @@ def fit_lstm(model: Any, history: pd.DataFrame) -> Any:
         model.model_.fit(list(full[:3]), full[3], epochs=model.best_epochs_, batch_size=p["batch_size"],
                         shuffle=True, verbose=p["verbose"])
     model.context_ = frame.iloc[-L:][[c for c in (LOAD, TEMPERATURE) if c in frame]].copy()
-    model.feature_spec_ = model._feature_spec()
+    model.feature_spec_ = feature_spec(model)
+    model.online_ = model._new_online()  # no online scores yet: the fit-time intervals
     model.__dict__.pop("_ctx", None)
     return model
 
