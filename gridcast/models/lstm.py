@@ -29,8 +29,8 @@ Design, and why:
   split, per lead (pooled over neighbouring leads), with and without weather; stored
   as a quantile grid, so any level can be served. Then rescaled **online** from the
   model's own misses (:class:`~gridcast.models.conformal.OnlineCalibration`, the
-  ensemble's adaptive scale): forecasts from the model's state are remembered and
-  ``update`` scores them. The fit-time errors come from a simulated weather error; the
+  ensemble's adaptive scale, per quarter-day band of leads): forecasts from the model's
+  state are remembered and ``update`` scores them. The fit-time errors come from a simulated weather error; the
   misses, from the weather the model is actually fed (oracle or a forecast), which is
   what its intervals must hold.
 
@@ -116,7 +116,7 @@ class LSTMForecaster(Forecaster):
     """
 
     alias = "lstm"
-    format_version = 2  # 2: + the online calibration's scale (lstm_arrays.npz)
+    format_version = 2  # 2: + the online calibration's scales (lstm_arrays.npz)
     older_formats = (1,)  # read without it: the fit-time intervals until misses are scored
 
     def __init__(
@@ -495,4 +495,4 @@ class LSTMForecaster(Forecaster):
 
     def _new_online(self) -> OnlineCalibration:
         """No misses scored yet: the fit-time intervals (``fit``, a model saved before the scale)."""
-        return OnlineCalibration.empty(n_leads=self.H_, step_ns=self._step_s * 10**9)
+        return OnlineCalibration.empty(n_leads=self.H_, steps_per_day=self.spd_, step_ns=self._step_s * 10**9)

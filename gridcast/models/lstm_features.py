@@ -136,5 +136,5 @@ def feature_spec(model: Any) -> dict[str, Any]:
         "freq": model.freq_,
         "horizon_steps": model.H_,
         "intervals": "split-conformal relative residuals per lead (validation split), with/without weather; "
-                     "rescaled online by the model's own misses as actuals arrive (adaptive conformal)",
+                     "rescaled online by the model's own misses as actuals arrive (adaptive conformal, per lead band)",
     }
