@@ -17,9 +17,9 @@ One loop, one batch at a time (aiokafka's ``examples/local_state_consumer.py`` s
    :mod:`gridcast.scoring`) while the next batch is fetched and forecast (one scoring in
    flight), and only then commit ``offset + 1`` per partition.
 
-A failure in 2–5 (Redis, Kafka or the service away) retries the WHOLE batch with
-backoff until it succeeds — nothing is committed before, so nothing is lost, and
-the writes are idempotent, so nothing is doubled. A region's intermediate points
+A failure in 2–4 (Redis, Kafka or the service away) retries the WHOLE batch, one in
+5 its scoring, with backoff until it succeeds — nothing is committed before, so
+nothing is lost, and the writes are idempotent, so nothing is doubled. A region's intermediate points
 inside one batch are not forecast separately: a forecast from an older origin is
 already stale when it is written. An unexpected error stops the bridge loudly
 (non-zero exit) instead of leaving a consumer that no longer fetches.
