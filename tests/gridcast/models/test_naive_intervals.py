@@ -60,7 +60,8 @@ def test_bounds_are_nested_around_the_mean_and_widen_by_sqrt_seasons(frame):
         lo, hi = fc[f"lo-{lv}"].to_numpy(), fc[f"hi-{lv}"].to_numpy()
         assert (lo < lo_prev).all() and (hi > hi_prev).all()
         lo_prev, hi_prev = lo, hi
-    rel = ((fc["hi-90"] - fc["mean"]) / fc["mean"]).to_numpy()
+    # relative half-width: q(90) times the online scale of the lead's band, times sqrt(seasons ahead)
+    rel = ((fc["hi-90"] - fc["mean"]) / fc["mean"]).to_numpy() / model.online_.scale(2 * 168)
     np.testing.assert_allclose(rel[:168], rel[0])
     np.testing.assert_allclose(rel[168:], rel[0] * np.sqrt(2))
 
@@ -91,3 +92,60 @@ def test_under_four_weeks_of_differences_the_normal_sigma_stays_as_the_profile_f
     ref = profile_fallback(Series.from_frame(short[[LOAD]].astype(float)), horizon=24, level=(90,))
     np.testing.assert_allclose(fc["hi-90"].to_numpy(), ref.upper[90])
     assert SeasonalNaive().fit(frame.iloc[-24 * 35:]).quantiles_ is not None  # 28 days: calibrated
+
+
+def _with_recent_errors(frame: pd.DataFrame, factor: float, days: int = 28) -> pd.DataFrame:
+    """``frame`` with the last ``days`` days' deviations from the weekly profile scaled by ``factor``."""
+    out = frame.copy()
+    y = out[LOAD].to_numpy(float).copy()
+    tail = slice(len(y) - 24 * days, len(y))
+    before = np.arange(tail.start - 8 * 168, tail.start)  # the weekly profile of the 8 weeks before
+    profile = pd.Series(y[before]).groupby(before % 168).mean().to_numpy()
+    base = profile[np.arange(tail.start, len(y)) % 168]
+    y[tail] = base + factor * (y[tail] - base)
+    out[LOAD] = y
+    return out
+
+
+def test_a_fit_replays_the_recent_days_so_the_scale_follows_the_errors_just_seen(frame):
+    """Recent errors larger than the calibration window's widen the intervals at once; smaller ones narrow them."""
+    calm, stormy = _with_recent_errors(frame, 0.3), _with_recent_errors(frame, 3.0)
+    scale = {name: SeasonalNaive().fit(f).online_.scale(48) for name, f in
+             (("calm", calm), ("as is", frame), ("stormy", stormy))}
+    assert (scale["stormy"] > scale["as is"]).all() and (scale["as is"] >= scale["calm"]).all(), scale
+    assert scale["calm"].mean() < scale["as is"].mean() < 1 < scale["stormy"].mean(), scale
+    # without replay: the fit-time quantiles as they are
+    assert (SeasonalNaive(replay_days=0).fit(stormy).online_.scale(48) == 1.0).all()
+    served = SeasonalNaive().fit(stormy).predict(24, level=(90,))
+    plain = SeasonalNaive(replay_days=0).fit(stormy).predict(24, level=(90,))
+    np.testing.assert_allclose(served["hi-90"] - served["mean"],
+                               (plain["hi-90"] - plain["mean"]) * scale["stormy"][:24])
+
+
+def test_update_scores_the_forecasts_from_its_own_state_and_moves_the_scale(frame):
+    """Actuals far outside the served intervals widen the next ones; a forecast for a client's history is not scored."""
+    model, untouched = SeasonalNaive().fit(frame.iloc[:-48]), SeasonalNaive().fit(frame.iloc[:-48])
+    model.predict(48, history=frame.iloc[:-48])  # a client's history: not remembered
+    model.update(frame.iloc[-48:-24])
+    untouched.update(frame.iloc[-48:-24])  # (the last replayed day's forecast is scored by both)
+    np.testing.assert_array_equal(model.online_.scale(48), untouched.online_.scale(48))
+    before = model.online_.scale(48).copy()
+    fc = model.predict(24, level=(90,))  # from its own state: remembered
+    actual = frame.iloc[-24:].copy()
+    actual[LOAD] = fc["hi-90"].to_numpy() * 1.5  # every target missed
+    model.update(actual)
+    after = model.online_.scale(48)
+    assert (after[:24] > before[:24]).all() and (after[24:] == before[24:]).all()
+
+
+def test_the_online_scale_is_saved_exactly(frame, tmp_path):
+    model = SeasonalNaive().fit(frame.iloc[:-24])
+    fc = model.predict(24, level=(90,))
+    actual = frame.iloc[-24:].copy()
+    actual[LOAD] = fc["lo-90"].to_numpy() * 0.5
+    model.update(actual)
+    model.save(tmp_path / "m")
+    loaded = Forecaster.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.online_.log_scale, model.online_.log_scale)
+    pd.testing.assert_frame_equal(loaded.predict(48, level=LEVELS), model.predict(48, level=LEVELS),
+                                  check_exact=True, check_freq=False)
