@@ -166,14 +166,14 @@ class _ForecastUser(FastHttpUser):
     def uncached_query(self) -> dict:
         regions = _Catalog.lstm_regions or _Catalog.regions
         region = regions[int(self.rng.integers(len(regions)))]
-        n = int(self.rng.choice(HISTORY_POINTS))
+        n = HISTORY_POINTS[int(self.rng.integers(len(HISTORY_POINTS)))]  # (rng.choice converts the tuple each call)
         base = _Catalog.base[region]
         history = (columnar_history(base, n=n, rng=self.rng) if os.environ.get("LOADTEST_PAYLOAD") == "columnar"
                    else history_from(base, n=n, rng=self.rng))
         return {
             "region": region,
             "model": "lstm" if _Catalog.lstm_regions else "best",
-            "horizon": int(self.rng.choice(HORIZONS)),
+            "horizon": HORIZONS[int(self.rng.integers(len(HORIZONS)))],
             "history": history,
         }
 
@@ -181,7 +181,7 @@ class _ForecastUser(FastHttpUser):
         regions = _Catalog.lstm_regions or _Catalog.regions
         return {"region": regions[int(self.rng.integers(len(regions)))],
                 "model": "lstm" if _Catalog.lstm_regions else "best",
-                "horizon": int(self.rng.choice(HORIZONS[2:4]))}
+                "horizon": HORIZONS[2 + int(self.rng.integers(2))]}
 
     # -- requests with checks ----------------------------------------------------------------
     def post_forecast(self, query: dict, name: str) -> None:
