@@ -206,6 +206,11 @@ class Gridcast:
     def __is_ready__(self) -> bool:
         return len(self.catalog) > 0
 
+    @bentoml.on_shutdown
+    def stop_watching(self) -> None:
+        """At shutdown: the served-pointer watcher stops (each ASGI lifespan, a test's included, makes its own)."""
+        self.watcher.stopped.set()
+
     def _swap(self, core: ForecastCore) -> None:
         """Serve a newly promoted model set: one assignment; requests hold the core they started with."""
         self.catalog, self.runner = core.catalog, core.runner

@@ -115,3 +115,21 @@ def test_hot_swap_under_concurrent_load_fails_nothing_and_answers_name_the_new_v
         first_new = versions.index(new_tag)
         assert set(versions[first_new:]) == {new_tag} and first_new > 0
     assert models["naive"] == new_tag
+
+
+def test_shutdown_stops_the_served_pointer_watcher(served_env, app, monkeypatch):
+    """A service's lifespan ends with its watcher: none keeps polling the store and Redis after it."""
+    from gridcast.settings import get_settings
+    from service.service import _serving
+
+    monkeypatch.setenv("GRIDCAST_SERVED_POLL_S", "0.05")
+    get_settings.cache_clear()
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.get("/readyz").status_code == 200
+            watcher = _serving[0].watcher
+            assert watcher.is_alive()
+        watcher.join(timeout=5)
+        assert not watcher.is_alive()
+    finally:
+        get_settings.cache_clear()
