@@ -135,8 +135,9 @@ def _with_ui(cls: type) -> type:
             raise
         logger.warning("ui package not available; serving without /ui")
         return cls
-    # built in a thread once the service starts: /readyz does not wait for Gradio
-    return bentoml.asgi_app(deferred_ui_app(SETTINGS), path="/ui")(cls)
+    # built in a thread once the service instance is up: /readyz does not wait for Gradio,
+    # and the models' loading and warm-up do not share the GIL with its import
+    return bentoml.asgi_app(deferred_ui_app(SETTINGS, after=lambda: bool(_serving)), path="/ui")(cls)
 
 
 admin = FastAPI(title="gridcast admin", openapi_url=None, docs_url=None, redoc_url=None)

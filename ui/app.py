@@ -292,7 +292,12 @@ def service_ui_app(settings: Settings) -> FastAPI:
                                footer_links=["api", "gradio"])
 
 
-def deferred_ui_app(settings: Settings, build: Callable[[], Any] | None = None) -> Any:
+#: longest wait of the deferred UI build for the service's own start-up (s)
+UI_WAIT_S = 120.0
+
+
+def deferred_ui_app(settings: Settings, build: Callable[[], Any] | None = None,
+                    after: Callable[[], bool] | None = None) -> Any:
     """:func:`service_ui_app`, built in a background thread once the service starts.
 
     Importing Gradio and building the Blocks takes seconds; the API does not need them
@@ -305,6 +310,10 @@ def deferred_ui_app(settings: Settings, build: Callable[[], Any] | None = None) 
     Args:
         settings: the service's settings (for :func:`service_ui_app`).
         build: what builds the UI app (tests); by default ``service_ui_app(settings)``.
+        after: the build waits until this is true (polled every 50 ms, at most
+            :data:`UI_WAIT_S`): the service says when its own start-up (models loaded and
+            warmed) is done, so Gradio's import does not take the GIL from it. Cancelled,
+            not awaited, if the app shuts down while still waiting.
     """
     import asyncio
     import contextlib
@@ -322,6 +331,10 @@ def deferred_ui_app(settings: Settings, build: Callable[[], Any] | None = None) 
         state["ready"] = ready
 
         async def start() -> None:
+            deadline = loop.time() + UI_WAIT_S
+            while after is not None and not after() and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            state["building"] = True
             try:
                 real = await asyncio.to_thread(make)
                 # the UI app's own lifespan (Gradio's queue), as BentoML runs a mounted app's
@@ -339,6 +352,8 @@ def deferred_ui_app(settings: Settings, build: Callable[[], Any] | None = None) 
                 yield
             finally:
                 if not task.done():
+                    if not state.get("building"):
+                        task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
 

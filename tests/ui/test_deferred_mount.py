@@ -56,3 +56,23 @@ def test_a_failed_build_answers_503_with_the_reason_and_nothing_else_breaks():
     with TestClient(deferred_ui_app(Settings(), build=broken)) as client:
         r = client.get("/")
         assert r.status_code == 503 and "gradio is missing" in r.json()["detail"]
+
+
+def test_the_build_waits_for_the_service_and_a_shutdown_meanwhile_does_not_hang():
+    """``after``: Gradio's import starts only once the service says its start-up is done."""
+    release, events = threading.Event(), []
+    release.set()
+    up = threading.Event()
+    app = deferred_ui_app(Settings(), build=_slow_app(release, events), after=up.is_set)
+    with TestClient(app) as client:
+        time.sleep(0.3)
+        assert events == []  # the service is not up: no build yet
+        up.set()
+        r = client.get("/")
+        assert r.status_code == 200 and events[:2] == ["build started", "build done"]
+    # shut down while the build still waits: the wait is cancelled, no build, no hang
+    never, events2 = threading.Event(), []
+    t0 = time.monotonic()
+    with TestClient(deferred_ui_app(Settings(), build=_slow_app(release, events2), after=never.is_set)):
+        time.sleep(0.2)
+    assert events2 == [] and time.monotonic() - t0 < 5
