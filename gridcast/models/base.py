@@ -393,12 +393,12 @@ class SeasonalNaive(Forecaster):
             if self.quantiles_ is not None:
                 scale = (np.abs(fc.mean) * np.sqrt(np.arange(r.horizon) // self.season_length_ + 1)
                          * self.online_.scale(r.horizon))
-                half = {lv: float(np.interp(lv, GRID, self.quantiles_)) * scale for lv in levels}
-                fc = Forecast(fc.start, fc.step, fc.mean, {lv: fc.mean - h for lv, h in half.items()},
-                              {lv: fc.mean + h for lv, h in half.items()})
+                wanted = set(levels) | ({90} if r.history is None else set())
+                half = {lv: float(np.interp(lv, GRID, self.quantiles_)) * scale for lv in wanted}
+                fc = Forecast(fc.start, fc.step, fc.mean, {lv: fc.mean - half[lv] for lv in levels},
+                              {lv: fc.mean + half[lv] for lv in levels})
                 if r.history is None:  # from the model's own state: scored by `update`
-                    half90 = float(np.interp(90, GRID, self.quantiles_)) * scale
-                    self.online_.remember(fc.start * 10**9, fc.mean, fc.mean - half90, fc.mean + half90)
+                    self.online_.remember(fc.start * 10**9, fc.mean, fc.mean - half[90], fc.mean + half[90])
             out.append(fc)
         return out
 
