@@ -173,20 +173,24 @@ def score_points(records: Iterable[ForecastRecord], actuals: Sequence[tuple[int,
         >>> [(p.lead, p.actual) for p in score_points([rec], [(120, 3.0), (180, 1.0), (0, 9.0)])]
         [(2, 3.0)]
     """
+    acts = [(int(t), float(a)) for t, a in actuals if math.isfinite(a)]
     out = []
     for rec in records:
-        n = len(rec.mean)
-        for target, actual in actuals:
-            if not math.isfinite(actual):
-                continue
-            lead, off = divmod(target - rec.origin, rec.step)
-            if off or not 1 <= lead <= n:
-                continue
+        n, origin, step = len(rec.mean), rec.origin, rec.step
+        hits = []
+        for target, actual in acts:
+            lead, off = divmod(target - origin, step)
+            if not off and 1 <= lead <= n:
+                hits.append((target, actual, lead))
+        if not hits:
+            continue
+        # plain floats once per record: numpy scalars cost more than the comparisons
+        mean = rec.mean.tolist()
+        bands = [(str(lv), rec.lower[lv].tolist(), rec.upper[lv].tolist()) for lv in rec.lower]
+        for target, actual, lead in hits:
             i = lead - 1
-            mean = float(rec.mean[i])
-            covered = {str(lv): bool(rec.lower[lv][i] <= actual <= rec.upper[lv][i]) for lv in rec.lower}
-            out.append(ScoredPoint(rec.model, rec.version, rec.origin, int(target), int(lead), float(actual), mean,
-                                   covered))
+            covered = {name: lo[i] <= actual <= hi[i] for name, lo, hi in bands}
+            out.append(ScoredPoint(rec.model, rec.version, origin, target, lead, actual, mean[i], covered))
     return out
 
 
