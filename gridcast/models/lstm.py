@@ -224,7 +224,7 @@ class LSTMForecaster(Forecaster):
             weights = {}
             for name in NET_LAYERS:
                 for k, w in enumerate(self.model_.get_layer(name).get_weights()):
-                    weights[f"{name}/{k}"] = np.asarray(w, dtype=np.float32)
+                    weights[f"{name}/{k}"] = np.asarray(w, dtype=np.float64)  # see lstm_net.forward
             self.__dict__["_weights"] = weights
         return weights
 
@@ -233,10 +233,10 @@ class LSTMForecaster(Forecaster):
 
         The same arithmetic as the Keras model (:meth:`_build`: an LSTM over the day
         blocks, a context layer, a per-lead context, a three-layer head added to the
-        seasonal-naive base), in float32, as one batched computation. It measures as fast
-        as a compiled TensorFlow call on this model's sizes (BENCHMARKS.md, model-only
-        limits), and serving needs neither TensorFlow nor its seconds of import and
-        hundreds of megabytes: a saved model carries its weights as arrays too.
+        seasonal-naive base), in float64 (a forecast does not depend on its batch), as
+        one batched computation (its speed: BENCHMARKS.md, model-only limits). Serving
+        needs neither TensorFlow nor its seconds of import and hundreds of megabytes: a
+        saved model carries its weights as arrays too.
         """
         w = self._net_weights()
         out = np.empty(base.shape, dtype=np.float64)
@@ -465,7 +465,8 @@ class LSTMForecaster(Forecaster):
         self.model_.save(directory / MODEL_FILE)
         np.savez(directory / ARRAYS_FILE, **{f"q_{k}": v for k, v in self.quantiles_.items()},
                  **self.online_.to_arrays(ONLINE_PREFIX))
-        np.savez(directory / WEIGHTS_FILE, **self._net_weights())
+        # the trained float32 values (forecasting widens them to float64: exact)
+        np.savez(directory / WEIGHTS_FILE, **{k: v.astype(np.float32) for k, v in self._net_weights().items()})
 
     def _restore(self, state: dict[str, Any], directory: Path) -> None:
         self.fourier_ = {k: tuple(v) for k, v in state["fourier_"].items()}
@@ -485,7 +486,7 @@ class LSTMForecaster(Forecaster):
         self.__dict__["_keras_path"] = directory / MODEL_FILE
         if (directory / WEIGHTS_FILE).exists():  # else read from the Keras file on first use
             with np.load(directory / WEIGHTS_FILE) as arrays:
-                self.__dict__["_weights"] = {k: arrays[k] for k in arrays.files}
+                self.__dict__["_weights"] = {k: arrays[k].astype(np.float64) for k in arrays.files}
         else:
             self.__dict__.pop("_weights", None)
         with np.load(directory / ARRAYS_FILE) as arrays:

@@ -82,23 +82,29 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np.ndarray,
             leads: np.ndarray | None = None) -> np.ndarray:
-    """The Keras network of :func:`build_network`, forward, in float32 numpy.
+    """The Keras network of :func:`build_network`, forward, in float64 numpy.
 
     Keras' LSTM: gates in the order input, forget, cell, output; ``tanh`` activation,
     ``sigmoid`` recurrent activation, zero initial state; the last hidden state out.
+
+    Float64, not the float32 Keras trains in: a sample's output must not depend on
+    which other samples share its batch, and float32 BLAS does not promise that (on
+    AVX-512 CPUs OpenBLAS picks its kernels by batch size, and a row of a batch of 4
+    differed from the same row alone by 3.6e-6 MW). In float64 such differences are
+    rounding at 1e-16; the cost is 20-70 % more time in this function.
 
     ``leads`` (optional, one count per sample): the head runs on each sample's first
     ``leads[i]`` steps only, and the later steps come back NaN. The head is per step and
     most of the network's work, so a batch of short horizons costs what it asks for;
     the steps computed are the same arithmetic as without ``leads``.
     """
-    enc, dec, base = (np.asarray(a, dtype=np.float32) for a in (enc, dec, base))
+    enc, dec, base = (np.asarray(a, dtype=np.float64) for a in (enc, dec, base))
     b, steps, _ = enc.shape
     H = base.shape[1]
     kernel, recurrent, bias = w["lstm/0"], w["lstm/1"], w["lstm/2"]
     u = recurrent.shape[0]
-    h = np.zeros((b, u), np.float32)
-    c = np.zeros((b, u), np.float32)
+    h = np.zeros((b, u))
+    c = np.zeros((b, u))
     # every product as one 2-D matrix product: numpy runs a stacked (3-D) one about 3x slower
     x_all = (enc.reshape(b * steps, -1) @ kernel).reshape(b, steps, -1) + bias
     for t in range(steps):
@@ -128,7 +134,7 @@ def forward(w: dict[str, np.ndarray], enc: np.ndarray, dec: np.ndarray, base: np
     np.maximum(x, 0.0, out=x)
     rows = (x @ w["head_out/0"])[:, 0] + w["head_out/1"][0]
     if leads is None:
-        return (base + rows.reshape(b, H)).astype(np.float64)
+        return base + rows.reshape(b, H)
     out = np.full((b, H), np.nan)
     out.reshape(-1)[keep] = base.reshape(-1)[keep] + rows
     return out
