@@ -484,7 +484,9 @@ def render(records: list[dict]) -> str:
                 "CPU time per call (one core). The network call alone is the ceiling; the gap to "
                 "`predict_series` is feature preparation.", "",
                 "| what | ms CPU per batch | forecasts/s on one core |", "|---|---|---|",
-                f"| the network's forward pass alone, {m['batch']} prepared inputs | {m['network_ms_per_batch']} | "
+                f"| the network's forward pass alone, {m['batch']} prepared inputs "
+                f"({'each on the steps its request asks for' if m.get('network_steps') == 'asked' else 'every step'}) | "
+                f"{m['network_ms_per_batch']} | "
                 f"{m['network_forecasts_per_s']:,} |",
                 f"| `predict_series`, {m['batch']} requests (each its own history) | "
                 f"{m['predict_series_ms_per_batch']} | {m['predict_series_forecasts_per_s']:,} "

@@ -3,8 +3,9 @@
 Two figures, in forecasts per second of CPU time on one core (``taskset`` it onto the
 service's core, as ``load_tests/bench.py`` does, so they sit beside the service's own):
 
-* **network** — the compiled network call alone on a batch of 64 prepared inputs: the
-  ceiling for any serving stack;
+* **network** — the network call alone on a batch of 64 prepared inputs, each computed
+  for the steps its request asks for (as ``predict_series`` does): the ceiling for any
+  serving stack;
 * **predict_series** — the forecaster's whole batched call on 64 requests, each its
   own 168–336-point history and a horizon of 1–168 steps: the network plus the feature
   preparation (window slicing, calendar table lookups, weather terms, intervals).
@@ -72,9 +73,12 @@ def model_limits(batch: int = 64, repeats: int = 50, seed: int = 0) -> dict:
     enc, dec, base, _ = inputs(model, np.stack([r.history.load[-L:] for r in requests]),
                                np.stack([r.history.get("temperature_c")[-L:] for r in requests]),
                                cal[:, :d], cal[:, d:], np.full((batch, H), np.nan))
-    network = _cpu(lambda: model._run(enc, dec, base), repeats)
+    # the steps each request asks for, as predict_series computes them (the head runs on those only)
+    leads = np.array([r.horizon for r in requests])
+    network = _cpu(lambda: model._run(enc, dec, base, leads=leads), repeats)
     return {
         "model": served[0].tag, "batch": batch, "repeats": repeats,
+        "network_steps": "asked",  # the head on each request's own steps (before 2026-12-06 22:00: every step)
         "network_ms_per_batch": round(network * 1000, 3),
         "network_forecasts_per_s": round(batch / network),
         "predict_series_ms_per_batch": round(whole * 1000, 3),
