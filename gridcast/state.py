@@ -105,13 +105,18 @@ def decode_rows(epochs: Iterable[int], docs: Iterable[str | bytes | None]) -> pd
     return frame_from_rows(ts, json.loads("[" + ",".join(kept) + "]"))
 
 
-def frame_from_rows(ts: Sequence[int], rows: Sequence[dict]) -> pd.DataFrame:
-    """A region frame from epoch seconds and parsed row documents (same order)."""
+def row_columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+    """The value columns of parsed row documents: load and temperature always, other value
+    columns when any row has them (NaN where a row lacks one), in schema order."""
     present = set().union(*rows) if rows else set()
-    columns = [c for c in VALUE_COLUMNS if c in present or c in (LOAD, TEMPERATURE)]
-    data = {c: np.array([r.get(c, np.nan) for r in rows], dtype=float) for c in columns}
+    return {c: np.array([r.get(c, np.nan) for r in rows], dtype=float)
+            for c in VALUE_COLUMNS if c in present or c in (LOAD, TEMPERATURE)}
+
+
+def frame_from_rows(ts: Sequence[int], rows: Sequence[dict]) -> pd.DataFrame:
+    """A region frame from epoch seconds and parsed row documents (same order; :func:`row_columns`)."""
     index = pd.DatetimeIndex(np.array(ts, dtype="int64") * 1_000_000_000, tz="UTC", name=TIMESTAMP)
-    return pd.DataFrame(data, index=index)
+    return pd.DataFrame(row_columns(rows), index=index)
 
 
 def series_from_rows(ts: Sequence[int], rows: Sequence[dict], *, step: int) -> Series | None:
@@ -122,10 +127,7 @@ def series_from_rows(ts: Sequence[int], rows: Sequence[dict], *, step: int) -> S
     """
     if not len(ts):
         return None
-    present = set().union(*rows)
-    columns = {c: np.array([r.get(c, np.nan) for r in rows], dtype=float)
-               for c in VALUE_COLUMNS if c in present or c in (LOAD, TEMPERATURE)}
-    return Series.from_epochs(ts, columns, step=step)
+    return Series.from_epochs(ts, row_columns(rows), step=step)
 
 
 def _limit(n: int | None, max_points: int) -> int:

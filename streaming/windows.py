@@ -9,13 +9,10 @@ import numpy as np
 import orjson
 
 from gridcast.series import Series
-from gridcast.state import VALUE_COLUMNS, series_from_rows
+from gridcast.state import VALUE_COLUMNS, row_columns, series_from_rows
 from gridcast.state_redis import AsyncRedisStateStore
 
 logger = logging.getLogger(__name__)
-
-#: the columns every history has (NaN where no row gives them), as :func:`series_from_rows` builds them
-_ALWAYS = tuple(c for c in VALUE_COLUMNS if c in ("load_mw", "temperature_c"))
 
 
 class _Window:
@@ -73,18 +70,15 @@ class _Window:
         self.hi += k
 
     def series(self, step: int) -> Series | None:
-        if self.epochs is None:
+        if self.epochs is None:  # rebuild: the columns series_from_rows gives, in buffers
             epochs = sorted(self.rows)
-            rows = [self.rows[e] for e in epochs]
-            present = set().union(*rows)
             cap = 2 * max(self.n, len(epochs))
             self.epochs, self.lo, self.hi = np.zeros(cap, dtype=np.int64), 0, len(epochs)
             self.epochs[: self.hi] = epochs
             self.columns = {}
-            for c in VALUE_COLUMNS:
-                if c in present or c in _ALWAYS:
-                    self.columns[c] = np.full(cap, np.nan)
-                    self.columns[c][: self.hi] = [r.get(c, np.nan) for r in rows]
+            for c, values in row_columns([self.rows[e] for e in epochs]).items():
+                self.columns[c] = np.full(cap, np.nan)
+                self.columns[c][: self.hi] = values
         if self.hi == self.lo:
             return None
         held = slice(self.lo, self.hi)
